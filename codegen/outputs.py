@@ -1,0 +1,16 @@
+"""Everything a network's build produces, rendered in memory: relative path -> text."""
+
+from __future__ import annotations
+
+from derive.network import Network
+from derive.prover import ProofRecord
+
+
+def render_all(network: Network, records: list[ProofRecord]) -> dict[str, str]:
+    """The generated NumPy module and the LaTeX derivation (document and snippets)."""
+    from codegen import latex_emitter, numpy_emitter
+
+    outputs: dict[str, str] = {}
+    outputs.update(numpy_emitter.render(network, records))
+    outputs.update(latex_emitter.render(network, records))
+    return outputs

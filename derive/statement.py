@@ -1,0 +1,77 @@
+"""A plain-text reading of the expression language, for proof statements and the CLI."""
+
+from __future__ import annotations
+
+from derive import texpr as tx
+
+
+def tensor_label(name: str) -> str:
+    """``dZ1`` reads as ``dL/dZ1``; other names as themselves."""
+    if name.startswith("d") and len(name) > 1 and name[1].isupper():
+        return f"dL/{name}"
+    return name
+
+
+class TextReading:
+    def __call__(self, expr: tx.Expr) -> str:
+        return getattr(self, f"read_{type(expr).__name__}")(expr)
+
+    def read_Tensor(self, e: tx.Tensor) -> str:
+        return tensor_label(e.name)
+
+    def read_Correlate(self, e: tx.Correlate) -> str:
+        return f"correlate({self(e.x)}, {self(e.kernel)})"
+
+    def read_FullConvolve(self, e: tx.FullConvolve) -> str:
+        return f"full_convolve({self(e.grad)}, {self(e.kernel)})"
+
+    def read_MatMul(self, e: tx.MatMul) -> str:
+        return f"{self(e.a)} · {self(e.b)}"
+
+    def read_Transpose(self, e: tx.Transpose) -> str:
+        return f"{self(e.a)}^T"
+
+    def read_Reshape(self, e: tx.Reshape) -> str:
+        return f"reshape({self(e.a)}, {'x'.join(str(d) for d in e.dims)})"
+
+    def read_SumAxes(self, e: tx.SumAxes) -> str:
+        return f"sum({self(e.a)}, axes={e.axes})"
+
+    def read_AddBias(self, e: tx.AddBias) -> str:
+        return f"{self(e.a)} + {self(e.bias)}"
+
+    def read_Product(self, e: tx.Product) -> str:
+        return f"{self(e.a)} ⊙ {self(e.b)}"
+
+    def read_Difference(self, e: tx.Difference) -> str:
+        return f"({self(e.a)} - {self(e.b)})"
+
+    def read_OneMinus(self, e: tx.OneMinus) -> str:
+        return f"(1 - {self(e.a)})"
+
+    def read_BatchScale(self, e: tx.BatchScale) -> str:
+        return f"{self(e.a)} / N" if e.reduction == "mean" else self(e.a)
+
+    def read_Relu(self, e: tx.Relu) -> str:
+        return f"relu({self(e.a)})"
+
+    def read_StepMask(self, e: tx.StepMask) -> str:
+        return f"[{self(e.a)} > 0]"
+
+    def read_Sigmoid(self, e: tx.Sigmoid) -> str:
+        return f"sigmoid({self(e.a)})"
+
+    def read_MaxPool(self, e: tx.MaxPool) -> str:
+        return f"maxpool{e.size}x{e.size}({self(e.a)})"
+
+    def read_RouteMax(self, e: tx.RouteMax) -> str:
+        return f"route_max({self(e.a)}, {self(e.grad)})"
+
+    def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits) -> str:
+        return f"{e.reduction} BCE(sigmoid({self(e.logits)}), {self(e.target)})"
+
+    def read_HalfSquaredError(self, e: tx.HalfSquaredError) -> str:
+        return f"{e.reduction} 1/2 ({self(e.output)} - {self(e.target)})^2"
+
+
+text = TextReading()

@@ -1,0 +1,297 @@
+"""The symbolic reading: every expression becomes an array of SymPy entries.
+
+Arrays are NumPy arrays of dtype ``object`` holding SymPy expressions, so that
+reshape and transpose keep NumPy's row-major meaning exactly. The batch axis
+``N`` takes the concrete size the prover asks for.
+
+Two primitives are SymPy functions of our own, so that SymPy does not merge
+them into one flat ``Max`` (``Max(Max(0, a), Max(0, b))`` would become
+``Max(0, a, b)``): ``relu`` and ``window_max``. Their derivatives are *SymPy's*
+derivatives of ``Max``, taken on fresh symbols; the only rewriting is the
+region lemma for ``window_max`` (below), which the prover checks exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Mapping
+
+import numpy as np
+import sympy as sp
+
+from derive import texpr as tx
+
+
+@functools.cache
+def _max_derivative(n_args: int, index: int) -> tuple[tuple[sp.Symbol, ...], sp.Expr]:
+    """SymPy's own derivative of ``Max(t_0, ..., t_{n-1})`` with respect to ``t_index``."""
+    ts = sp.symbols(f"t0:{n_args}", real=True)
+    return ts, sp.Max(*ts).diff(ts[index])
+
+
+@functools.cache
+def _relu_derivative() -> tuple[sp.Symbol, sp.Expr]:
+    """SymPy's own derivative of ``Max(0, t)``."""
+    t = sp.Symbol("t", real=True)
+    return t, sp.Max(0, t).diff(t)
+
+
+@functools.cache
+def _window_derivative(n_args: int, index: int) -> tuple[tuple[sp.Symbol, ...], sp.Expr]:
+    ts, derivative = _max_derivative(n_args, index)
+    return ts, split_max_heaviside(derivative)
+
+
+class relu(sp.Function):  # noqa: N801 - SymPy function classes are lower case
+    """``max(0, z)``, kept unevaluated; its derivative is SymPy's ``d Max(0, t)/dt``."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, z):
+        if z.is_Number:
+            return sp.Max(0, z)
+        return None
+
+    def fdiff(self, argindex=1):
+        t, derivative = _relu_derivative()
+        return derivative.xreplace({t: self.args[0]})
+
+
+def split_max_heaviside(expr: sp.Expr) -> sp.Expr:
+    """Region lemma: ``H(a - Max(s_1..s_k)) = prod_i H(a - s_i)`` when no two values tie.
+
+    Applied to SymPy's derivative of ``Max`` so that every step function has
+    a pairwise difference as argument. ``window_lemma_holds`` checks it exactly
+    on every strict ordering of a window.
+    """
+
+    def rewrite(node):
+        if isinstance(node, sp.Heaviside):
+            arg = node.args[0]
+            maxes = [t for t in sp.Add.make_args(arg) if isinstance(-t, sp.Max)]
+            if len(maxes) == 1:
+                rest = arg + (-maxes[0])  # arg = rest - Max(...)
+                others = (-maxes[0]).args
+                return sp.Mul(*[sp.Heaviside(rest - s, *node.args[1:]) for s in others])
+        return node
+
+    return expr.replace(lambda n: isinstance(n, sp.Heaviside), rewrite)
+
+
+class window_max(sp.Function):  # noqa: N801
+    """Maximum of one pooling window, kept unevaluated (no flattening into ``Max``)."""
+
+    @classmethod
+    def eval(cls, *args):
+        if all(a.is_Number for a in args):
+            return sp.Max(*args)
+        return None
+
+    def fdiff(self, argindex=1):
+        ts, derivative = _window_derivative(len(self.args), argindex - 1)
+        return derivative.xreplace(dict(zip(ts, self.args, strict=True)))
+
+
+def window_lemma_holds(size: int) -> bool:
+    """Check the region lemma exactly for a ``size*size`` window.
+
+    Both sides depend only on which other entries exceed the chosen one, so
+    every such pattern is tried (``2**(k-1)`` per entry, distinct integers).
+    """
+    k = size * size
+    for index in range(k):
+        ts, derivative = _max_derivative(k, index)
+        lemma = split_max_heaviside(derivative)
+        others = [t for t in ts if t is not ts[index]]
+        for above in itertools.product((False, True), repeat=k - 1):
+            at = {ts[index]: sp.Integer(0)}
+            for rank, (t, is_above) in enumerate(zip(others, above, strict=True), start=1):
+                at[t] = sp.Integer(rank if is_above else -rank)
+            if derivative.xreplace(at) != lemma.xreplace(at):
+                return False
+    return True
+
+
+def first_max_indicator(window: list[sp.Expr], position: int) -> sp.Expr:
+    """1 where ``window[position]`` is the first maximum in row-major order, else 0.
+
+    Strictly greater than every earlier entry (``H(0) = 0``), at least as large
+    as every later one (``H(0) = 1``): exact on ties too.
+    """
+    me = window[position]
+    factors = [sp.Heaviside(me - other, 0) for other in window[:position]]
+    factors += [sp.Heaviside(me - other, 1) for other in window[position + 1 :]]
+    return sp.Mul(*factors)
+
+
+def sigmoid(z: sp.Expr) -> sp.Expr:
+    return 1 / (1 + sp.exp(-z))
+
+
+def _elementwise(fn, *arrays: np.ndarray) -> np.ndarray:
+    out = np.empty(arrays[0].shape, dtype=object)
+    for index in np.ndindex(out.shape):
+        out[index] = fn(*(a[index] for a in arrays))
+    return out
+
+
+def _concrete(shape: tx.Shape, batch: int) -> tuple[int, ...]:
+    return tuple(batch if d == tx.BATCH else d for d in shape)
+
+
+def symbol_array(name: str, shape: tuple[int, ...], **assumptions) -> np.ndarray:
+    """Fresh symbols ``name[i,j,...]`` (printed ``name_i_j``) filling ``shape``."""
+    out = np.empty(shape, dtype=object)
+    for index in np.ndindex(shape):
+        suffix = "_".join(str(i) for i in index)
+        out[index] = sp.Symbol(f"{name}_{suffix}" if suffix else name, **assumptions)
+    return out
+
+
+class SymbolicReading:
+    """Evaluate expressions entry by entry, given arrays for the named tensors."""
+
+    def __init__(self, env: Mapping[str, np.ndarray], batch: int):
+        self.env = env
+        self.batch = batch
+        self._cache: dict[tx.Expr, np.ndarray] = {}
+
+    def __call__(self, expr: tx.Expr) -> np.ndarray:
+        if expr not in self._cache:
+            method = getattr(self, f"read_{type(expr).__name__}")
+            value = method(expr)
+            expected = _concrete(expr.shape, self.batch)
+            assert value.shape == expected, (type(expr).__name__, value.shape, expected)
+            self._cache[expr] = value
+        return self._cache[expr]
+
+    def read_Tensor(self, e: tx.Tensor) -> np.ndarray:
+        return self.env[e.name]
+
+    def read_Correlate(self, e: tx.Correlate) -> np.ndarray:
+        x, k = self(e.x), self(e.kernel)
+        out = np.empty(_concrete(e.shape, self.batch), dtype=object)
+        if e.weight_form:
+            _, _, gh, gw = k.shape
+            for f, c, m, n in np.ndindex(out.shape):
+                out[f, c, m, n] = sp.Add(*[
+                    x[b, c, i + m, j + n] * k[b, f, i, j]
+                    for b in range(x.shape[0]) for i in range(gh) for j in range(gw)
+                ])
+            return out
+        _, channels, kh, kw = k.shape
+        for b, f, i, j in np.ndindex(out.shape):
+            out[b, f, i, j] = sp.Add(*[
+                x[b, c, i + m, j + n] * k[f, c, m, n]
+                for c in range(channels) for m in range(kh) for n in range(kw)
+            ])
+        return out
+
+    def read_FullConvolve(self, e: tx.FullConvolve) -> np.ndarray:
+        g, k = self(e.grad), self(e.kernel)
+        filters, _, kh, kw = k.shape
+        gh, gw = g.shape[2:]
+        out = np.empty(_concrete(e.shape, self.batch), dtype=object)
+        for b, c, h, w in np.ndindex(out.shape):
+            out[b, c, h, w] = sp.Add(*[
+                g[b, f, h - m, w - n] * k[f, c, m, n]
+                for f in range(filters) for m in range(kh) for n in range(kw)
+                if 0 <= h - m < gh and 0 <= w - n < gw
+            ])
+        return out
+
+    def read_MatMul(self, e: tx.MatMul) -> np.ndarray:
+        a, b = self(e.a), self(e.b)
+        out = np.empty((a.shape[0], b.shape[1]), dtype=object)
+        for i, j in np.ndindex(out.shape):
+            out[i, j] = sp.Add(*[a[i, k] * b[k, j] for k in range(a.shape[1])])
+        return out
+
+    def read_Transpose(self, e: tx.Transpose) -> np.ndarray:
+        return self(e.a).T
+
+    def read_Reshape(self, e: tx.Reshape) -> np.ndarray:
+        return self(e.a).reshape(_concrete(e.dims, self.batch))
+
+    def read_SumAxes(self, e: tx.SumAxes) -> np.ndarray:
+        a = self(e.a)
+        kept = [ax for ax in range(a.ndim) if ax not in e.axes]
+        moved = np.moveaxis(a, kept, list(range(len(kept))))
+        out = np.empty(moved.shape[: len(kept)], dtype=object)
+        for index in np.ndindex(out.shape):
+            out[index] = sp.Add(*moved[index].ravel())
+        return out
+
+    def read_AddBias(self, e: tx.AddBias) -> np.ndarray:
+        a, bias = self(e.a), self(e.bias)
+        out = np.empty(a.shape, dtype=object)
+        for index in np.ndindex(a.shape):
+            out[index] = a[index] + bias[index[1]]
+        return out
+
+    def read_Product(self, e: tx.Product) -> np.ndarray:
+        return _elementwise(lambda u, v: u * v, self(e.a), self(e.b))
+
+    def read_Difference(self, e: tx.Difference) -> np.ndarray:
+        return _elementwise(lambda u, v: u - v, self(e.a), self(e.b))
+
+    def read_OneMinus(self, e: tx.OneMinus) -> np.ndarray:
+        return _elementwise(lambda u: 1 - u, self(e.a))
+
+    def read_BatchScale(self, e: tx.BatchScale) -> np.ndarray:
+        scale = sp.Rational(1, self.batch) if e.reduction == "mean" else sp.Integer(1)
+        return _elementwise(lambda u: scale * u, self(e.a))
+
+    def read_Relu(self, e: tx.Relu) -> np.ndarray:
+        return _elementwise(relu, self(e.a))
+
+    def read_StepMask(self, e: tx.StepMask) -> np.ndarray:
+        return _elementwise(lambda u: sp.Heaviside(u, 0), self(e.a))
+
+    def read_Sigmoid(self, e: tx.Sigmoid) -> np.ndarray:
+        return _elementwise(sigmoid, self(e.a))
+
+    @staticmethod
+    def _windows(a: np.ndarray, s: int):
+        """Yield (output index, [input indices of the window in row-major order])."""
+        n, c, h, w = a.shape
+        for b, ch, i, j in np.ndindex(n, c, h // s, w // s):
+            cells = [(b, ch, i * s + p, j * s + q) for p in range(s) for q in range(s)]
+            yield (b, ch, i, j), cells
+
+    def read_MaxPool(self, e: tx.MaxPool) -> np.ndarray:
+        a = self(e.a)
+        out = np.empty(_concrete(e.shape, self.batch), dtype=object)
+        for index, cells in self._windows(a, e.size):
+            out[index] = window_max(*[a[cell] for cell in cells])
+        return out
+
+    def read_RouteMax(self, e: tx.RouteMax) -> np.ndarray:
+        a, g = self(e.a), self(e.grad)
+        out = np.empty(a.shape, dtype=object)
+        for index, cells in self._windows(a, e.size):
+            window = [a[cell] for cell in cells]
+            for position, cell in enumerate(cells):
+                out[cell] = g[index] * first_max_indicator(window, position)
+        return out
+
+    def _reduce(self, per_entry: np.ndarray, reduction: str) -> np.ndarray:
+        total = sp.Add(*per_entry.ravel())
+        if reduction == "mean":
+            total = total / per_entry.shape[0]
+        return np.array(total, dtype=object)
+
+    def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits) -> np.ndarray:
+        def bce(z, y):
+            a = sigmoid(z)
+            return -(y * sp.log(a) + (1 - y) * sp.log(1 - a))
+
+        return self._reduce(_elementwise(bce, self(e.logits), self(e.target)), e.reduction)
+
+    def read_HalfSquaredError(self, e: tx.HalfSquaredError) -> np.ndarray:
+        def half_square(o, y):
+            return sp.Rational(1, 2) * (o - y) ** 2
+
+        return self._reduce(_elementwise(half_square, self(e.output), self(e.target)), e.reduction)
