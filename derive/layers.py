@@ -44,25 +44,34 @@ class LayerRule:
     declare: Callable[..., Declaration]
 
 
-def conv2d(x: Tensor, w: Tensor, b: Tensor, g: Tensor) -> Declaration:
-    return Declaration(
-        forward=AddBias(Correlate(x, w), b),
-        rules={
+def _with_bias(linear: tx.Expr, rules: dict[str, tx.Expr], b: Tensor | None,
+               bias_rule: tx.Expr) -> Declaration:
+    """Add the optional bias term and its rule to a linear map's declaration."""
+    if b is None:
+        return Declaration(linear, rules)
+    (weight, weight_rule), *rest = rules.items()  # keep the order dW, dB, dX
+    return Declaration(AddBias(linear, b), {weight: weight_rule, b.name: bias_rule, **dict(rest)})
+
+
+def conv2d(x: Tensor, w: Tensor, b: Tensor | None, g: Tensor) -> Declaration:
+    return _with_bias(
+        Correlate(x, w),
+        {
             w.name: Correlate(x, g),            # dW = correlate(X, dZ)
-            b.name: SumAxes(g, (0, 2, 3)),      # dB = sum of dZ over batch and positions
             x.name: FullConvolve(g, w),         # dX = full convolution of dZ with W
         },
+        b, SumAxes(g, (0, 2, 3)),               # dB = sum of dZ over batch and positions
     )
 
 
-def dense(x: Tensor, w: Tensor, b: Tensor, g: Tensor) -> Declaration:
-    return Declaration(
-        forward=AddBias(MatMul(x, w), b),
-        rules={
+def dense(x: Tensor, w: Tensor, b: Tensor | None, g: Tensor) -> Declaration:
+    return _with_bias(
+        MatMul(x, w),
+        {
             w.name: MatMul(Transpose(x), g),    # dW = input^T . error
-            b.name: SumAxes(g, (0,)),           # dB = error summed over the batch
             x.name: MatMul(g, Transpose(w)),    # dX = error . W^T
         },
+        b, SumAxes(g, (0,)),                    # dB = error summed over the batch
     )
 
 

@@ -117,8 +117,8 @@ def build(spec: NetworkSpec) -> Network:
                 w = Tensor(fresh(f"W{k}"), (shape[0], channels, kernel, kernel))
             else:
                 w = Tensor(fresh(f"W{k}"), (channels, shape[0]))
-            b = Tensor(fresh(f"B{k}"), (shape[0],))
-            params = (w, b)
+            b = Tensor(fresh(f"B{k}"), (shape[0],)) if layer.options["bias"] else None
+            params = (w, b) if b is not None else (w,)
             declaration = rule.declare(current, w, b, _grad(out))
         else:
             stem = {"relu": "A", "sigmoid": "A", "maxpool2d": "P", "flatten": "F"}[layer.type]

@@ -27,6 +27,11 @@ LAYER_FIELDS: dict[str, dict[str, str]] = {
     "flatten": {},
     "dense": {"units": "number of output units"},
 }
+# Optional layer fields and their defaults (booleans).
+OPTIONAL_FIELDS: dict[str, dict[str, bool]] = {
+    "conv2d": {"bias": True},
+    "dense": {"bias": True},
+}
 TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch"}
 # Largest forward graph (multiply-adds per sample) the prover accepts element-wise.
 MAX_TERMS = 600_000
@@ -50,7 +55,7 @@ class SpecError(ValueError):
 class LayerSpec:
     type: str
     index: int
-    options: dict[str, int] = field(default_factory=dict)
+    options: dict[str, int | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,16 +151,21 @@ def _parse_layer(source: str, index: int, raw: dict) -> LayerSpec:
         raise SpecError(source, "missing required field", index, "type")
     if kind not in LAYER_FIELDS:
         raise SpecError(source, f"unknown layer type {kind!r} (known: {', '.join(LAYER_FIELDS)})", index, "type")
-    fields = LAYER_FIELDS[kind]
+    fields, optional = LAYER_FIELDS[kind], OPTIONAL_FIELDS.get(kind, {})
     for key in raw:
-        if key != "type" and key not in fields:
-            known = ", ".join(fields) or "none"
+        if key != "type" and key not in fields and key not in optional:
+            known = ", ".join([*fields, *optional]) or "none"
             raise SpecError(source, f"unknown field for {kind} (known: {known})", index, key)
-    options = {}
+    options: dict[str, int | bool] = {}
     for key in fields:
         if key not in raw:
             raise SpecError(source, f"missing required field ({fields[key]})", index, key)
         options[key] = _positive_int(source, raw[key], index, key)
+    for key, default in optional.items():
+        value = raw.get(key, default)
+        if not isinstance(value, bool):
+            raise SpecError(source, f"must be true or false, got {value!r}", index, key)
+        options[key] = value
     return LayerSpec(kind, index, options)
 
 
