@@ -9,8 +9,9 @@ identity holds for *every* value of the atoms, so in particular for the true
 ones: the test is sound. (It can only err towards "not proven".)
 
 Two rewrites make it complete for our rules:
-- ``exp(-z) = (1 - s)/s`` and ``1 + exp(-z) = 1/s`` with ``s = sigmoid(z)``,
-  which turns every sigmoid derivative into a polynomial in ``s``;
+- ``sigmoid(z)`` (the unevaluated function of ``derive.symbolic``) becomes a
+  symbol ``s``; where the formula ``1/(1+exp(-z))`` is written out,
+  ``exp(-z) = (1 - s)/s`` and ``1 + exp(-z) = 1/s`` turn it into the same ``s``;
 - ``H(u, c) -> step(u)`` whatever ``c`` is: the value at 0 matters only on
   the kinks, which the region of the proof excludes and the convention
   obligations check exactly.
@@ -19,6 +20,29 @@ Two rewrites make it complete for our rules:
 from __future__ import annotations
 
 import sympy as sp
+
+from derive.symbolic import sigmoid
+
+
+def _find(expr: sp.Expr, kind: type) -> set[sp.Expr]:
+    """Sub-expressions of type ``kind``, visiting each distinct node once.
+
+    ``Basic.atoms`` walks the expression as a tree; ours are DAGs with heavy
+    sharing (every entry of a CNN gradient contains ``sigmoid(Z2)``), so a
+    tree walk revisits the same sub-expression millions of times.
+    """
+    found: set[sp.Expr] = set()
+    seen: set[sp.Expr] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, kind):
+            found.add(node)
+        stack.extend(node.args)
+    return found
 
 
 class Atoms:
@@ -40,7 +64,10 @@ class Atoms:
 
     def abstract(self, expr: sp.Expr) -> sp.Expr:
         """The expression with every sigmoid and step atom replaced by its symbol."""
-        exps = expr.atoms(sp.exp)
+        sigmoids = _find(expr, sigmoid)
+        if sigmoids:
+            expr = expr.xreplace({f: self._sigmoid_of(f.args[0]) for f in sigmoids})
+        exps = _find(expr, sp.exp)
         if exps:
             mapping = {}
             for e in exps:
@@ -49,7 +76,7 @@ class Atoms:
                 mapping[e] = (1 - s) / s
                 mapping[1 + e] = 1 / s
             expr = expr.xreplace(mapping)
-        steps = expr.atoms(sp.Heaviside)
+        steps = _find(expr, sp.Heaviside)
         if steps:
             expr = expr.xreplace({h: self._step_of(h.args[0]) for h in steps})
         return expr

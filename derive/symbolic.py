@@ -126,8 +126,49 @@ def first_max_indicator(window: list[sp.Expr], position: int) -> sp.Expr:
     return sp.Mul(*factors)
 
 
-def sigmoid(z: sp.Expr) -> sp.Expr:
+def sigmoid_formula(z: sp.Expr) -> sp.Expr:
+    """The logistic function written out: ``1 / (1 + exp(-z))``."""
     return 1 / (1 + sp.exp(-z))
+
+
+@functools.cache
+def _sigmoid_derivative() -> tuple[sp.Symbol, sp.Expr, sp.Expr]:
+    """SymPy's own derivative of the formula, and the form ``s (1 - s)`` it is rewritten to."""
+    t = sp.Symbol("t", real=True)
+    s = sigmoid_formula(t)
+    return t, s.diff(t), s * (1 - s)
+
+
+def sigmoid_lemma_holds() -> bool:
+    """Exact: ``d/dt 1/(1+exp(-t)) = s (1 - s)`` with ``s = 1/(1+exp(-t))``.
+
+    With ``e = exp(-t) > 0`` both sides are rational functions of ``e``; they
+    agree when their difference cancels to zero.
+    """
+    t, derivative, rewritten = _sigmoid_derivative()
+    e = sp.Symbol("e", positive=True)
+    difference = (derivative - rewritten).subs(sp.exp(-t), e)
+    return sp.cancel(sp.together(difference)) == 0
+
+
+class sigmoid(sp.Function):  # noqa: N801
+    """The logistic function, kept unevaluated so derivatives stay small.
+
+    Its derivative is SymPy's derivative of ``1/(1+exp(-z))`` rewritten as
+    ``sigmoid(z) (1 - sigmoid(z))``; ``sigmoid_lemma_holds`` proves the rewrite.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, z):
+        if z.is_Number:
+            return sigmoid_formula(z)
+        return None
+
+    def fdiff(self, argindex=1):
+        t, _, rewritten = _sigmoid_derivative()
+        return rewritten.subs(sigmoid_formula(t), self).xreplace({t: self.args[0]})
 
 
 def _elementwise(fn, *arrays: np.ndarray) -> np.ndarray:
