@@ -9,7 +9,7 @@ def test_prove_default_prints_table_and_exits_zero(capsys):
     assert main(["prove"]) == 0
     out = capsys.readouterr().out
     assert "gradproof: small_cnn" in out
-    assert "21 obligations: 21 proven, 0 failed" in out
+    assert "22 obligations: 22 proven, 0 failed" in out
     for m in range(3):
         for n in range(3):
             assert f"dL/dW1[0,0,{m},{n}]  proven" in out
