@@ -1,0 +1,99 @@
+"""Render a network's generated NumPy module from its proven rules (template network.py.j2)."""
+
+from __future__ import annotations
+
+from math import prod
+from pathlib import Path
+
+import jinja2
+
+from codegen.numpy_printer import HELPER_ORDER, HELPERS, NumpyReading
+from codegen.writing import with_header
+from derive import texpr as tx
+from derive.network import LOSS_NAME, Network, gradient_name
+from derive.prover import ProofRecord
+from derive.statement import text
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _proof_summary(records: list[ProofRecord], target: str, rule: tx.Expr) -> str:
+    """'local 9/9, end-to-end 9/9 entries' from the records proving the rule for ``target``."""
+    statement = f"dL/d{target} = {text(rule)}"
+    parts = []
+    for r in records:
+        if r.holds and r.statement.startswith(statement) and r.level in ("local", "end-to-end"):
+            parts.append(f"{r.level} {r.entries}/{r.entries}")
+    return (", ".join(parts) or "local") + " entries"
+
+
+def _shape_text(shape: tx.Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
+    reading = NumpyReading()
+    forward_steps = [s for s in network.steps if s.output.name != LOSS_NAME]
+    forward_lines = [
+        {"code": f"{s.output.name} = {reading(s.forward)}",
+         "comment": f"{s.output.name} = {text(s.forward)}"}
+        for s in forward_steps
+    ]
+    loss_step = network.steps[-1]
+    loss_code = reading(loss_step.forward)
+
+    backward_lines, needed = [], []
+    for step, target, expr in network.backward_plan():
+        backward_lines.append({
+            "code": f"{gradient_name(target)} = {reading(expr)}",
+            "comment": f"dL/d{target} = {text(expr)}",
+            "proof": _proof_summary(records, target, expr),
+        })
+        needed += [t.name for t in tx.tensors_in(expr)]
+    forward_names = {network.input.name} | {s.output.name for s in forward_steps}
+    param_names = [p.name for p in network.params]
+    ordered = [network.input.name] + [s.output.name for s in forward_steps]
+
+    params = []
+    for p in network.params:
+        is_bias = len(p.shape) == 1
+        fan_in = prod(p.shape[1:]) if len(p.shape) == 4 else p.shape[0]
+        params.append({"name": p.name, "shape": _shape_text(p.shape), "is_bias": is_bias, "fan_in": fan_in})
+
+    shapes = [f"{t.name} {_shape_text(t.shape)}" for t in
+              [network.input, *[s.output for s in forward_steps], network.target]]
+    helpers = [HELPERS[h].strip("\n") for h in HELPER_ORDER if h in reading.helpers]
+    body = environment().get_template("network.py.j2").render(
+        name=network.spec.name,
+        loss=network.spec.loss,
+        reduction=network.spec.reduction,
+        logits=loss_step.input.name,
+        shapes=shapes,
+        uses_windows=bool(reading.helpers & {"correlate", "correlate_weight"}),
+        params=params,
+        param_names=param_names,
+        output=network.output.name,
+        forward_lines=forward_lines,
+        cached=ordered,
+        loss_inputs=[t.name for t in tx.tensors_in(loss_step.forward) if t.name != network.target.name],
+        loss_code=loss_code,
+        backward_cache=[t for t in ordered if t in needed and t in forward_names],
+        backward_params=[p for p in param_names if p in needed],
+        backward_lines=backward_lines,
+        loss_uses_n="/ N" in loss_code,
+        backward_uses_n=any("/ N" in line["code"] for line in backward_lines),
+        helpers=helpers,
+    )
+    path = f"generated/{network.spec.name}.py"
+    return {path: with_header(path, network.spec.name, body)}

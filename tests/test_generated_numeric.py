@@ -1,0 +1,204 @@
+"""The generated NumPy modules against an independent loop reference, finite differences and PyTorch."""
+
+import importlib
+import tomllib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as tf
+
+from tests import reference_numeric as ref
+
+NETWORKS = ["small_cnn", "mlp", "sigmoid_cnn", "sigmoid_cnn3"]
+SPECS = Path(__file__).resolve().parent.parent / "derive" / "networks"
+EPS = 1e-3
+
+
+def spec_data(name: str) -> dict:
+    return tomllib.loads((SPECS / f"{name}.toml").read_text())
+
+
+def generated(name: str):
+    return importlib.import_module(f"generated.{name}")
+
+
+def sample(name: str, seed: int = 0, batch: int = 3):
+    """Parameters, inputs and targets away from kinks: |ReLU input| > EPS, window maxima separated by > EPS."""
+    spec = spec_data(name)
+    rng = np.random.default_rng(seed)
+    params, out_shape = ref.init(spec["layers"], spec["input"], rng)
+    for _ in range(100):
+        X = rng.normal(size=(batch, *spec["input"]))
+        traces = ref.first_layer_outputs(spec, params, X)
+        if all(_away_from_kinks(trace) for trace in traces):
+            break
+    else:  # pragma: no cover - the sampler would need a different seed
+        raise AssertionError("no sample away from kinks")
+    if spec["loss"] == "bce":
+        Y = rng.integers(0, 2, size=(batch, *out_shape)).astype(float)
+    else:
+        Y = rng.uniform(0, 1, size=(batch, *out_shape))
+    return spec, params, X, Y
+
+
+def _away_from_kinks(trace) -> bool:
+    for layer, x, _, _ in trace:
+        if layer["type"] == "relu" and np.min(np.abs(x)) <= EPS:
+            return False
+        if layer["type"] == "maxpool2d":
+            s = layer["size"]
+            c, h, w = x.shape
+            windows = x.reshape(c, h // s, s, w // s, s).transpose(0, 1, 3, 2, 4).reshape(-1, s * s)
+            top = np.sort(windows, axis=1)[:, -2:]
+            if np.min(top[:, 1] - top[:, 0]) <= EPS:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_param_shapes_match_the_reference(name):
+    spec, params, _, _ = sample(name)
+    assert generated(name).PARAM_SHAPES == {k: v.shape for k, v in params.items()}
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_gradients_equal_the_loop_reference(name):
+    spec, params, X, Y = sample(name, batch=2 if name.startswith("sigmoid_cnn") else 4)
+    loss, grads = generated(name).loss_and_grads(params, X, Y)
+    expected_loss, expected = ref.loss_and_grads(spec, params, X, Y)
+    assert loss == pytest.approx(expected_loss, rel=1e-10)
+    assert grads.keys() == expected.keys()
+    for key in grads:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-13, err_msg=key)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_gradients_equal_central_finite_differences(name):
+    spec, params, X, Y = sample(name, seed=1)
+    module = generated(name)
+    _, grads = module.loss_and_grads(params, X, Y)
+    rng = np.random.default_rng(7)
+    h = 1e-6
+    for key, value in params.items():
+        indices = list(np.ndindex(value.shape))
+        if len(indices) > 12:
+            indices = [indices[i] for i in rng.choice(len(indices), size=12, replace=False)]
+        for index in indices:
+            plus, minus = {k: v.copy() for k, v in params.items()}, {k: v.copy() for k, v in params.items()}
+            plus[key][index] += h
+            minus[key][index] -= h
+            numeric = (module.loss_and_grads(plus, X, Y)[0] - module.loss_and_grads(minus, X, Y)[0]) / (2 * h)
+            assert grads[key][index] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (key, index)
+
+
+def torch_loss(spec: dict, params: dict, X: np.ndarray, Y: np.ndarray):
+    """The same network written with torch.nn.functional, differentiated by autograd."""
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    value, k = torch.tensor(X), 0
+    for layer in spec["layers"]:
+        kind = layer["type"]
+        if kind in ("conv2d", "dense"):
+            k += 1
+            w, b = tensors[f"W{k}"], tensors.get(f"B{k}")
+            value = tf.conv2d(value, w, b) if kind == "conv2d" else value @ w + (b if b is not None else 0)
+        elif kind == "relu":
+            value = torch.relu(value)
+        elif kind == "sigmoid":
+            logits, value = value, torch.sigmoid(value)
+        elif kind == "maxpool2d":
+            value = tf.max_pool2d(value, layer["size"])
+        elif kind == "flatten":
+            value = value.flatten(1)
+    reduction = spec.get("reduction", "mean")
+    target = torch.tensor(Y)
+    if spec["loss"] == "bce":
+        loss = tf.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
+        if reduction == "mean":  # torch averages over every entry; gradproof over the batch
+            loss = loss * target.shape[1]
+    else:
+        loss = 0.5 * ((value - target) ** 2).sum()
+        if reduction == "mean":
+            loss = loss / target.shape[0]
+    loss.backward()
+    return loss.item(), {key: t.grad.numpy() for key, t in tensors.items()}
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_gradients_equal_torch_autograd(name):
+    spec, params, X, Y = sample(name, seed=2, batch=5)
+    loss, grads = generated(name).loss_and_grads(params, X, Y)
+    expected_loss, expected = torch_loss(spec, params, X, Y)
+    assert loss == pytest.approx(expected_loss, rel=1e-10)
+    for key in grads:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-13, err_msg=key)
+
+
+def test_tied_pooling_window_routes_to_its_first_maximum_like_torch():
+    spec, params, X, Y = sample("small_cnn", seed=3)
+    params["W1"][:] = 0.0
+    params["B1"][:] = 1.0  # Z1 = 1 everywhere: every pooling window is a four-way tie
+    module = generated("small_cnn")
+    _, cache = module.forward(params, X)
+    dP1 = np.arange(1.0, 1.0 + cache["P1"].size).reshape(cache["P1"].shape)
+    routed = module.route_max(cache["A1"], dP1, 2)
+    expected = np.zeros_like(routed)
+    expected[:, :, ::2, ::2] = dP1  # the top-left entry of each window, nothing elsewhere
+    np.testing.assert_array_equal(routed, expected)
+    A1 = torch.tensor(cache["A1"], requires_grad=True)
+    tf.max_pool2d(A1, 2).backward(torch.tensor(dP1))
+    np.testing.assert_array_equal(routed, A1.grad.numpy())
+    _, grads = module.loss_and_grads(params, X, Y)
+    _, expected_grads = torch_loss(spec, params, X, Y)
+    for key in grads:
+        np.testing.assert_allclose(grads[key], expected_grads[key], rtol=1e-12, atol=1e-15, err_msg=key)
+
+
+def test_relu_input_zero_gets_gradient_zero_like_torch():
+    spec, params, X, Y = sample("small_cnn", seed=4)
+    params["W1"][:] = 0.0
+    params["B1"][:] = 0.0  # Z1 == 0 everywhere
+    _, grads = generated("small_cnn").loss_and_grads(params, X, Y)
+    assert np.all(grads["W1"] == 0) and np.all(grads["B1"] == 0)
+    _, expected = torch_loss(spec, params, X, Y)
+    assert np.all(expected["W1"] == 0) and np.all(expected["B1"] == 0)
+
+
+@pytest.mark.parametrize("logit", [1e3, -1e3])
+def test_large_logits_are_finite_without_warnings(logit):
+    spec, params, X, _ = sample("small_cnn", seed=5)
+    params["B2"][:] = logit
+    module = generated("small_cnn")
+    for target in (0.0, 1.0):
+        Y = np.full((X.shape[0], 1), target)
+        with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+            warnings.simplefilter("error")
+            loss, grads = module.loss_and_grads(params, X, Y)
+        assert np.isfinite(loss)
+        assert all(np.all(np.isfinite(g)) for g in grads.values())
+        expected_loss, _ = torch_loss(spec, params, X, Y)
+        assert loss == pytest.approx(expected_loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_float32_keeps_its_dtype_and_agrees_with_float64(name):
+    spec, params, X, Y = sample(name, seed=6)
+    module = generated(name)
+    loss64, grads64 = module.loss_and_grads(params, X, Y)
+    params32 = {k: v.astype(np.float32) for k, v in params.items()}
+    loss32, grads32 = module.loss_and_grads(params32, X.astype(np.float32), Y.astype(np.float32))
+    assert loss32 == pytest.approx(loss64, rel=1e-4)
+    for key in grads64:
+        assert grads32[key].dtype == np.float32, key
+        np.testing.assert_allclose(grads32[key], grads64[key], rtol=1e-3, atol=1e-5, err_msg=key)
+
+
+def test_forward_is_vectorised_over_the_batch():
+    """A batch gives the same per-sample outputs as the samples one at a time."""
+    _, params, X, _ = sample("small_cnn", seed=8, batch=6)
+    module = generated("small_cnn")
+    batched, _ = module.forward(params, X)
+    single = np.concatenate([module.forward(params, X[i : i + 1])[0] for i in range(len(X))])
+    np.testing.assert_allclose(batched, single, rtol=1e-14)
