@@ -1,0 +1,197 @@
+"""The LaTeX reading of the expression language: one ``read_<Op>`` per operation.
+
+It mirrors ``derive.symbolic.SymbolicReading``: the same tree that the prover
+checked entry by entry is typeset here, so the documents never carry a
+hand-written copy of a gradient formula. ``DEFINITIONS`` states what each
+operator symbol means, for the notation section of a derivation.
+
+An ``atom`` hook lets a caller print chosen sub-trees as something else (a
+shape, an error name ``E_o``): that is how the shape tracking and the error
+form are printed from the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from codegen.latex_names import Names
+from derive import texpr as tx
+
+TIMES = r" \times "
+
+
+def shape_tex(shape: tx.Shape, batch: int | None = None) -> str:
+    """``(N \\times 1 \\times 6 \\times 6)``; ``batch`` replaces ``N`` when given; ``()`` is a scalar."""
+    if not shape:
+        return r"(1)"
+    dims = [str(batch) if d == tx.BATCH and batch is not None else str(d) for d in shape]
+    return "(" + TIMES.join(dims) + ")"
+
+
+def batch_size(spec_batch: int) -> int | None:
+    """The number printed for ``N``: the spec's batch when it names one (> 1), else the letter."""
+    return spec_batch if spec_batch > 1 else None
+
+
+# Binary operations whose printed form needs brackets inside a product or a transpose.
+_LOOSE = (tx.Difference, tx.AddBias, tx.OneMinus, tx.MatMul, tx.Product, tx.BatchScale)
+
+
+class LatexReading:
+    """Typeset an expression; ``atom(expr)`` may return a string to print a sub-tree as is."""
+
+    def __init__(
+        self,
+        names: Names,
+        atom: Callable[[tx.Expr], str | None] | None = None,
+        batch: int | None = None,
+        sized: bool = True,
+        inline: bool = False,
+    ):
+        self.names = names
+        self.atom = atom or (lambda expr: None)
+        self.batch = batch
+        # sized brackets grow with their content; plain ones let a long line be broken anywhere
+        self.open, self.close = (r"\left(", r"\right)") if sized else ("(", ")")
+        self.inline = inline
+        self.tight = r"\!" if sized else ""
+
+    def __call__(self, expr: tx.Expr) -> str:
+        replaced = self.atom(expr)
+        if replaced is not None:
+            return replaced
+        return getattr(self, f"read_{type(expr).__name__}")(expr)
+
+    def _operand(self, expr: tx.Expr, inside: type[tx.Expr] | None = None) -> str:
+        """An operand, bracketed when it is a loose binary form (``a \\odot b \\odot c`` stays flat)."""
+        text = self(expr)
+        if self.atom(expr) is None and isinstance(expr, _LOOSE) and type(expr) is not inside:
+            if not (isinstance(expr, tx.BatchScale) and expr.reduction == "sum"):
+                return f"{self.open}{text}{self.close}"
+        return text
+
+    def _apply(self, head: str, *args: str) -> str:
+        """``head(arg, ...)`` with this reading's brackets."""
+        joined = r",\, ".join(args)
+        return f"{head}{self.tight}{self.open}{joined}{self.close}"
+
+    def read_Tensor(self, e: tx.Tensor) -> str:
+        return self.names.inline(e.name) if self.inline else self.names.tensor(e.name)
+
+    def read_Correlate(self, e: tx.Correlate) -> str:
+        return rf"\operatorname{{corr}}{self.tight}{self.open}{self(e.x)},\, {self(e.kernel)}{self.close}"
+
+    def read_FullConvolve(self, e: tx.FullConvolve) -> str:
+        return self._apply(r"\operatorname{conv}_{\mathrm{full}}", self(e.grad), self(e.kernel))
+
+    def read_MatMul(self, e: tx.MatMul) -> str:
+        return rf"{self._operand(e.a)} \cdot {self._operand(e.b)}"
+
+    def read_Transpose(self, e: tx.Transpose) -> str:
+        inner = self(e.a)
+        if self.atom(e.a) is None and not isinstance(e.a, tx.Tensor):
+            inner = f"{self.open}{inner}{self.close}"
+        elif self.atom(e.a) is None and inner.startswith(r"\frac"):
+            inner = f"{self.open}{inner}{self.close}"
+        return rf"{inner}^{{\top}}"
+
+    def read_Reshape(self, e: tx.Reshape) -> str:
+        target = TIMES.join(str(self.batch) if d == tx.BATCH and self.batch else str(d) for d in e.dims)
+        return rf"\operatorname{{reshape}}_{{{target}}}{self.tight}{self.open}{self(e.a)}{self.close}"
+
+    def read_SumAxes(self, e: tx.SumAxes) -> str:
+        letters = axis_letters(len(e.a.shape))
+        over = ",".join(letters[ax] for ax in e.axes)
+        return rf"\sum_{{{over}}} {self._operand(e.a)}"
+
+    def read_AddBias(self, e: tx.AddBias) -> str:
+        return f"{self(e.a)} + {self(e.bias)}"
+
+    def read_Product(self, e: tx.Product) -> str:
+        return rf"{self._operand(e.a, tx.Product)} \odot {self._operand(e.b, tx.Product)}"
+
+    def read_Difference(self, e: tx.Difference) -> str:
+        right = self(e.b)
+        if self.atom(e.b) is None and isinstance(e.b, (tx.Difference, tx.AddBias, tx.OneMinus)):
+            right = f"{self.open}{right}{self.close}"
+        return f"{self(e.a)} - {right}"
+
+    def read_OneMinus(self, e: tx.OneMinus) -> str:
+        return f"1 - {self._operand(e.a)}"
+
+    def read_BatchScale(self, e: tx.BatchScale) -> str:
+        if e.reduction == "sum":
+            return self(e.a)
+        return rf"\frac{{1}}{{N}} {self._operand(e.a)}"
+
+    def read_Relu(self, e: tx.Relu) -> str:
+        return rf"\operatorname{{ReLU}}{self.tight}{self.open}{self(e.a)}{self.close}"
+
+    def read_StepMask(self, e: tx.StepMask) -> str:
+        return rf"\mathbf{{1}}[{self(e.a)} > 0]"
+
+    def read_Sigmoid(self, e: tx.Sigmoid) -> str:
+        return rf"\sigma{self.open}{self(e.a)}{self.close}"
+
+    def read_MaxPool(self, e: tx.MaxPool) -> str:
+        return self._apply(rf"\operatorname{{maxpool}}_{{{e.size}\times {e.size}}}", self(e.a))
+
+    def read_RouteMax(self, e: tx.RouteMax) -> str:
+        return (
+            rf"\operatorname{{route}}_{{{e.size}\times {e.size}}}{self.tight}{self.open}{self(e.a)},\, "
+            rf"{self(e.grad)}{self.close}"
+        )
+
+    def _reduce(self, reduction: str) -> str:
+        return r"\frac{1}{N} \sum_{b}" if reduction == "mean" else r"\sum_{b}"
+
+    def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits) -> str:
+        y, z = self(e.target), self(e.logits)
+        return (
+            rf"-{self._reduce(e.reduction)} \left[{y} \log \sigma({z})"
+            rf" + (1 - {y}) \log\left(1 - \sigma({z})\right)\right]"
+        )
+
+    def read_HalfSquaredError(self, e: tx.HalfSquaredError) -> str:
+        norm = rf"\left\lVert {self(e.output)} - {self(e.target)} \right\rVert^{{2}}"
+        return rf"{self._reduce(e.reduction)} \frac{{1}}{{2}} {norm}"
+
+
+def axis_letters(rank: int) -> list[str]:
+    """Index letters of a batch-first tensor's axes: ``b`` is the sample, ``c`` the channel."""
+    return {1: ["k"], 2: ["b", "k"], 3: ["b", "c", "k"], 4: ["b", "c", "i", "j"]}.get(
+        rank, [f"a_{{{i}}}" for i in range(rank)]
+    )
+
+
+# What each operator means (indices from 0, b the sample in the batch): a formula and the words after it.
+DEFINITIONS: dict[type[tx.Expr], tuple[str, str]] = {
+    tx.Correlate: (
+        r"\operatorname{corr}(X, K)_{b,f,i,j} = \sum_{c,m,n} X_{b,c,i+m,j+n}\, K_{f,c,m,n}",
+        r"for a filter $K$; for a batched gradient $G$ the sum runs over the samples: "
+        r"$\operatorname{corr}(X, G)_{f,c,m,n} = \sum_{b,i,j} X_{b,c,i+m,j+n}\, G_{b,f,i,j}$",
+    ),
+    tx.FullConvolve: (
+        r"\operatorname{conv}_{\mathrm{full}}(G, K)_{b,c,h,w} = \sum_{f,m,n} G_{b,f,h-m,w-n}\, K_{f,c,m,n}",
+        r"(terms outside $G$ are $0$)",
+    ),
+    tx.MatMul: (r"(A \cdot B)_{i,j} = \sum_{k} A_{i,k} B_{k,j}", ""),
+    tx.Transpose: (r"(A^{\top})_{i,j} = A_{j,i}", ""),
+    tx.Reshape: (
+        r"\operatorname{reshape}_{s}(A)",
+        r"re-reads the entries of $A$ in row-major order with shape $s$",
+    ),
+    tx.SumAxes: (r"\textstyle\sum_{b,i,j} A", "sums the listed axes and keeps the others"),
+    tx.Product: (r"(A \odot B)_{i} = A_{i} B_{i}", "(element-wise)"),
+    tx.StepMask: (r"\mathbf{1}[Z > 0]_{i}", r"is $1$ where $Z_{i} > 0$ and $0$ elsewhere"),
+    tx.Sigmoid: (r"\sigma(z) = 1/(1 + e^{-z})", "element-wise"),
+    tx.Relu: (r"\operatorname{ReLU}(z) = \max(0, z)", "element-wise"),
+    tx.MaxPool: (
+        r"\operatorname{maxpool}_{s\times s}(A)_{b,c,i,j} = \max_{0 \le p,q < s} A_{b,c,si+p,sj+q}",
+        "",
+    ),
+    tx.RouteMax: (
+        r"\operatorname{route}_{s\times s}(A, G)_{b,c,si+p,sj+q} = G_{b,c,i,j}",
+        r"if $(p,q)$ is the first maximum of its window of $A$ in row-major order, else $0$",
+    ),
+}
