@@ -44,8 +44,15 @@ def _prove(network: Network, quiet: bool) -> tuple[list[prover.ProofRecord], flo
     """Prove with a progress bar that appears only when proving takes more than a few seconds."""
     total = len(network.steps) + network.parameter_count
     start = time.perf_counter()
-    with tqdm(total=total, desc=f"proving {network.spec.name}", unit="step", delay=3,
-              disable=quiet or None, leave=False, file=sys.stderr) as bar:
+    with tqdm(
+        total=total,
+        desc=f"proving {network.spec.name}",
+        unit="step",
+        delay=3,
+        disable=quiet or None,
+        leave=False,
+        file=sys.stderr,
+    ) as bar:
         records = prover.prove(network, progress=lambda: bar.update())
     return records, time.perf_counter() - start
 
@@ -68,8 +75,7 @@ def print_table(network: Network, records: list[prover.ProofRecord], seconds: fl
         for entry in r.entry_names:
             print(f"{'':22}{entry}  {'proven' if r.holds else '-'}")
     failed = sum(not r.holds for r in records)
-    print(f"{len(records)} obligations: {len(records) - failed} proven, {failed} failed "
-          f"in {seconds:.2f} s")
+    print(f"{len(records)} obligations: {len(records) - failed} proven, {failed} failed in {seconds:.2f} s")
 
 
 def _load(reference: str) -> Network:
@@ -80,10 +86,18 @@ def cmd_prove(args) -> int:
     network = _load(args.network)
     records, seconds = _prove(network, quiet=args.json)
     if args.json:
-        json.dump({"network": network.spec.name, "source": network.spec.source,
-                   "sympy": sympy.__version__, "holds": prover.all_hold(records),
-                   "seconds": seconds, "records": [r.as_dict() for r in records]},
-                  sys.stdout, indent=2)
+        json.dump(
+            {
+                "network": network.spec.name,
+                "source": network.spec.source,
+                "sympy": sympy.__version__,
+                "holds": prover.all_hold(records),
+                "seconds": seconds,
+                "records": [r.as_dict() for r in records],
+            },
+            sys.stdout,
+            indent=2,
+        )
         print()
     else:
         print_table(network, records, seconds, args.verbose)
@@ -96,8 +110,10 @@ def cmd_networks(args) -> int:
         spec = network.spec
         chain = " -> ".join([network.input.name] + [s.output.name for s in network.steps])
         marker = " (default)" if name == DEFAULT_NETWORK else ""
-        print(f"{name}{marker}: input {list(spec.input)}, {spec.loss}/{spec.reduction}, "
-              f"{network.parameter_count} parameters: {chain}")
+        print(
+            f"{name}{marker}: input {list(spec.input)}, {spec.loss}/{spec.reduction}, "
+            f"{network.parameter_count} parameters: {chain}"
+        )
     return EXIT_OK
 
 
@@ -118,8 +134,10 @@ def cmd_build(args) -> int:
     except HandEditedError as error:
         print(f"gradproof: {error}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"gradproof: {network.spec.name}: {len(records)} obligations proven in {seconds:.2f} s; "
-          f"{len(outputs)} files, {len(changed)} written under {root}")
+    print(
+        f"gradproof: {network.spec.name}: {len(records)} obligations proven in {seconds:.2f} s; "
+        f"{len(outputs)} files, {len(changed)} written under {root}"
+    )
     return EXIT_OK
 
 
@@ -140,12 +158,16 @@ def cmd_check(args) -> int:
         for d in drifts:
             print(f"{network.spec.name}: {d.reason}: {d.path.relative_to(root)}")
         status = "ok" if not failed and not drifts else "FAILED"
-        print(f"{network.spec.name}: {len(records)} obligations, {len(failed)} failed, "
-              f"{len(drifts)} files drifted ({seconds:.2f} s) {status}")
+        print(
+            f"{network.spec.name}: {len(records)} obligations, {len(failed)} failed, "
+            f"{len(drifts)} files drifted ({seconds:.2f} s) {status}"
+        )
         problems += len(failed) + len(drifts)
     if problems:
-        print("gradproof check: drift or failed proofs; run `gradproof build NETWORK` after review",
-              file=sys.stderr)
+        print(
+            "gradproof check: drift or failed proofs; run `gradproof build NETWORK` after review",
+            file=sys.stderr,
+        )
     return EXIT_OK if not problems else EXIT_FAILED
 
 

@@ -46,20 +46,21 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     reading = NumpyReading()
     forward_steps = [s for s in network.steps if s.output.name != LOSS_NAME]
     forward_lines = [
-        {"code": f"{s.output.name} = {reading(s.forward)}",
-         "comment": f"{s.output.name} = {text(s.forward)}"}
+        {"code": f"{s.output.name} = {reading(s.forward)}", "comment": f"{s.output.name} = {text(s.forward)}"}
         for s in forward_steps
     ]
     loss_step = network.steps[-1]
     loss_code = reading(loss_step.forward)
 
     backward_lines, needed = [], []
-    for step, target, expr in network.backward_plan():
-        backward_lines.append({
-            "code": f"{gradient_name(target)} = {reading(expr)}",
-            "comment": f"dL/d{target} = {text(expr)}",
-            "proof": _proof_summary(records, target, expr),
-        })
+    for _step, target, expr in network.backward_plan():
+        backward_lines.append(
+            {
+                "code": f"{gradient_name(target)} = {reading(expr)}",
+                "comment": f"dL/d{target} = {text(expr)}",
+                "proof": _proof_summary(records, target, expr),
+            }
+        )
         needed += [t.name for t in tx.tensors_in(expr)]
     forward_names = {network.input.name} | {s.output.name for s in forward_steps}
     param_names = [p.name for p in network.params]
@@ -71,29 +72,35 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         fan_in = prod(p.shape[1:]) if len(p.shape) == 4 else p.shape[0]
         params.append({"name": p.name, "shape": _shape_text(p.shape), "is_bias": is_bias, "fan_in": fan_in})
 
-    shapes = [f"{t.name} {_shape_text(t.shape)}" for t in
-              [network.input, *[s.output for s in forward_steps], network.target]]
+    shapes = [
+        f"{t.name} {_shape_text(t.shape)}"
+        for t in [network.input, *[s.output for s in forward_steps], network.target]
+    ]
     helpers = [HELPERS[h].strip("\n") for h in HELPER_ORDER if h in reading.helpers]
-    body = environment().get_template("network.py.j2").render(
-        name=network.spec.name,
-        loss=network.spec.loss,
-        reduction=network.spec.reduction,
-        logits=loss_step.input.name,
-        shapes=shapes,
-        uses_windows=bool(reading.helpers & {"correlate", "correlate_weight"}),
-        params=params,
-        param_names=param_names,
-        output=network.output.name,
-        forward_lines=forward_lines,
-        cached=ordered,
-        loss_inputs=[t.name for t in tx.tensors_in(loss_step.forward) if t.name != network.target.name],
-        loss_code=loss_code,
-        backward_cache=[t for t in ordered if t in needed and t in forward_names],
-        backward_params=[p for p in param_names if p in needed],
-        backward_lines=backward_lines,
-        loss_uses_n="/ N" in loss_code,
-        backward_uses_n=any("/ N" in line["code"] for line in backward_lines),
-        helpers=helpers,
+    body = (
+        environment()
+        .get_template("network.py.j2")
+        .render(
+            name=network.spec.name,
+            loss=network.spec.loss,
+            reduction=network.spec.reduction,
+            logits=loss_step.input.name,
+            shapes=shapes,
+            uses_windows=bool(reading.helpers & {"correlate", "correlate_weight"}),
+            params=params,
+            param_names=param_names,
+            output=network.output.name,
+            forward_lines=forward_lines,
+            cached=ordered,
+            loss_inputs=[t.name for t in tx.tensors_in(loss_step.forward) if t.name != network.target.name],
+            loss_code=loss_code,
+            backward_cache=[t for t in ordered if t in needed and t in forward_names],
+            backward_params=[p for p in param_names if p in needed],
+            backward_lines=backward_lines,
+            loss_uses_n="/ N" in loss_code,
+            backward_uses_n=any("/ N" in line["code"] for line in backward_lines),
+            helpers=helpers,
+        )
     )
     path = f"generated/{network.spec.name}.py"
     return {path: with_header(path, network.spec.name, body)}

@@ -87,6 +87,7 @@ class NumpyReading:
         return self._call("maxpool", self(e.a), str(e.size))
 
     def read_RouteMax(self, e: tx.RouteMax) -> str:
+        self.helpers.add("maxpool")
         return self._call("route_max", self(e.a), self(e.grad), str(e.size))
 
     def _reduced(self, total: str, reduction: str) -> str:
@@ -110,23 +111,29 @@ def sigmoid(z):
 def correlate(x, w):
     """Valid cross-correlation, stride 1: (N, C, H, W) with (F, C, kh, kw) -> (N, F, H-kh+1, W-kw+1).
 
-    out[n, f, i, j] = sum_{c, m, k} x[n, c, i+m, j+k] w[f, c, m, k], as one BLAS contraction
-    of the sliding windows (im2col) with the kernels.
+    out[n, f, i, j] = sum_{c, m, k} x[n, c, i+m, j+k] w[f, c, m, k]: the sliding windows laid out
+    as rows (im2col), times the kernels, in one BLAS matrix product.
     """
-    kh, kw = w.shape[2:]
-    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))  # (N, C, H', W', kh, kw)
-    out = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    n, c, h, w_ = x.shape
+    f, _, kh, kw = w.shape
+    oh, ow = h - kh + 1, w_ - kw + 1
+    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))  # (N, C, oh, ow, kh, kw)
+    rows = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+    return (rows @ w.reshape(f, -1).T).reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
 ''',
     "correlate_weight": '''
 def correlate_weight(x, g):
     """Weight gradient: correlate each input channel with each output gradient, summed over the batch.
 
-    out[f, c, m, k] = sum_{n, i, j} x[n, c, i+m, j+k] g[n, f, i, j] -> (F, C, kh, kw).
+    out[f, c, m, k] = sum_{n, i, j} x[n, c, i+m, j+k] g[n, f, i, j] -> (F, C, kh, kw), as one
+    BLAS matrix product of the gradients with the input windows.
     """
-    gh, gw = g.shape[2:]
+    n, c, h, w_ = x.shape
+    f, gh, gw = g.shape[1:]
+    kh, kw = h - gh + 1, w_ - gw + 1
     windows = sliding_window_view(x, (gh, gw), axis=(2, 3))  # (N, C, kh, kw, gh, gw)
-    return np.tensordot(g, windows, axes=([0, 2, 3], [0, 4, 5]))
+    columns = windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * gh * gw)
+    return (g.transpose(1, 0, 2, 3).reshape(f, -1) @ columns.T).reshape(f, c, kh, kw)
 ''',
     "full_convolve": '''
 def full_convolve(g, w):
@@ -140,23 +147,33 @@ def full_convolve(g, w):
 ''',
     "maxpool": '''
 def maxpool(a, size):
-    """Maximum of each non-overlapping size x size window (stride = size)."""
-    n, c, h, w = a.shape
-    return a.reshape(n, c, h // size, size, w // size, size).max(axis=(3, 5))
+    """Maximum of each non-overlapping size x size window (stride = size).
+
+    An element-wise maximum over the size * size strided views, one per window position.
+    """
+    out = a[:, :, ::size, ::size]
+    for p in range(size):
+        for q in range(size):
+            if p or q:
+                out = np.maximum(out, a[:, :, p::size, q::size])
+    return out
 ''',
     "route_max": '''
 def route_max(a, g, size):
     """Max-pool routing: each window's gradient goes to its first maximum in row-major order.
 
-    np.argmax returns the first maximum, so a tied window routes like torch's max_pool2d.
+    Window positions are visited in row-major order; a position receives the gradient when it
+    holds the maximum and no earlier position did, so a tied window routes like torch's max_pool2d.
     """
-    n, c, h, w = a.shape
-    oh, ow = h // size, w // size
-    windows = a.reshape(n, c, oh, size, ow, size).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, oh, ow, -1)
-    first = windows.argmax(axis=-1)[..., None]
-    routed = np.zeros_like(windows, dtype=g.dtype)
-    np.put_along_axis(routed, first, g[..., None], axis=-1)
-    return routed.reshape(n, c, oh, ow, size, size).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
+    pooled = maxpool(a, size)
+    routed = np.zeros(a.shape, dtype=g.dtype)
+    unrouted = np.ones(pooled.shape, dtype=bool)
+    for p in range(size):
+        for q in range(size):
+            first = unrouted & (a[:, :, p::size, q::size] == pooled)
+            routed[:, :, p::size, q::size] = g * first
+            unrouted &= ~first
+    return routed
 ''',
     "bce_with_logits": '''
 def bce_with_logits(z, y):
@@ -168,4 +185,12 @@ def bce_with_logits(z, y):
     return np.sum(np.logaddexp(0, z) - y * z)
 ''',
 }
-HELPER_ORDER = ["sigmoid", "correlate", "correlate_weight", "full_convolve", "maxpool", "route_max", "bce_with_logits"]
+HELPER_ORDER = [
+    "sigmoid",
+    "correlate",
+    "correlate_weight",
+    "full_convolve",
+    "maxpool",
+    "route_max",
+    "bce_with_logits",
+]

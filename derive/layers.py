@@ -10,21 +10,37 @@ second copy of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from derive import texpr as tx
 from derive.texpr import (
-    AddBias, BatchScale, BinaryCrossEntropyWithLogits, Correlate, Difference, FullConvolve,
-    HalfSquaredError, MatMul, MaxPool, OneMinus, Product, Relu, Reshape, RouteMax, Sigmoid,
-    StepMask, SumAxes, Tensor, Transpose,
+    AddBias,
+    BatchScale,
+    BinaryCrossEntropyWithLogits,
+    Correlate,
+    Difference,
+    FullConvolve,
+    HalfSquaredError,
+    MatMul,
+    MaxPool,
+    OneMinus,
+    Product,
+    Relu,
+    Reshape,
+    RouteMax,
+    Sigmoid,
+    StepMask,
+    SumAxes,
+    Tensor,
+    Transpose,
 )
 
-BILINEAR = "bilinear"            # affine in the input for fixed parameters and vice versa
-ELEMENTWISE = "element-wise"     # out[i] = f(in[i]); one scalar derivative
-SELECTION = "piecewise linear"   # routes values; proven where no window ties
-LINEAR = "linear"                # a fixed re-indexing
-LOSS = "loss"                    # scalar cost of the output against the target
+BILINEAR = "bilinear"  # affine in the input for fixed parameters and vice versa
+ELEMENTWISE = "element-wise"  # out[i] = f(in[i]); one scalar derivative
+SELECTION = "piecewise linear"  # routes values; proven where no window ties
+LINEAR = "linear"  # a fixed re-indexing
+LOSS = "loss"  # scalar cost of the output against the target
 FUSED = "fused activation+loss"  # the loss computed from the logit
 
 
@@ -44,8 +60,9 @@ class LayerRule:
     declare: Callable[..., Declaration]
 
 
-def _with_bias(linear: tx.Expr, rules: dict[str, tx.Expr], b: Tensor | None,
-               bias_rule: tx.Expr) -> Declaration:
+def _with_bias(
+    linear: tx.Expr, rules: dict[str, tx.Expr], b: Tensor | None, bias_rule: tx.Expr
+) -> Declaration:
     """Add the optional bias term and its rule to a linear map's declaration."""
     if b is None:
         return Declaration(linear, rules)
@@ -57,10 +74,11 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None, g: Tensor) -> Declaration:
     return _with_bias(
         Correlate(x, w),
         {
-            w.name: Correlate(x, g),            # dW = correlate(X, dZ)
-            x.name: FullConvolve(g, w),         # dX = full convolution of dZ with W
+            w.name: Correlate(x, g),  # dW = correlate(X, dZ)
+            x.name: FullConvolve(g, w),  # dX = full convolution of dZ with W
         },
-        b, SumAxes(g, (0, 2, 3)),               # dB = sum of dZ over batch and positions
+        b,
+        SumAxes(g, (0, 2, 3)),  # dB = sum of dZ over batch and positions
     )
 
 
@@ -68,10 +86,11 @@ def dense(x: Tensor, w: Tensor, b: Tensor | None, g: Tensor) -> Declaration:
     return _with_bias(
         MatMul(x, w),
         {
-            w.name: MatMul(Transpose(x), g),    # dW = input^T . error
-            x.name: MatMul(g, Transpose(w)),    # dX = error . W^T
+            w.name: MatMul(Transpose(x), g),  # dW = input^T . error
+            x.name: MatMul(g, Transpose(w)),  # dX = error . W^T
         },
-        b, SumAxes(g, (0,)),                    # dB = error summed over the batch
+        b,
+        SumAxes(g, (0,)),  # dB = error summed over the batch
     )
 
 

@@ -83,7 +83,9 @@ def _directions(theta: np.ndarray) -> np.ndarray:
     return out
 
 
-def _compare(name: str, derived: sp.Expr, rule: np.ndarray, directions: np.ndarray) -> tuple[bool, str | None]:
+def _compare(
+    name: str, derived: sp.Expr, rule: np.ndarray, directions: np.ndarray
+) -> tuple[bool, str | None]:
     """Exact: ``derived == sum_k c_k rule[k]`` as a polynomial in the independent ``c_k``.
 
     ``derived`` is linear in the directions, so the identity holds iff the
@@ -142,9 +144,11 @@ def _bind_rule_inputs(network: Network, reading: SymbolicReading, expr: tx.Expr)
 
 def _sigmoid_bce_identity() -> ProofRecord:
     record = ProofRecord(
-        "identity", "dL/dA * dA/dZ = A - Y",
+        "identity",
+        "dL/dA * dA/dZ = A - Y",
         "for L = -(Y log A + (1 - Y) log(1 - A)), A = sigmoid(Z): dL/dA * dA/dZ = A - Y",
-        1, "exact simplification (sympy.cancel)",
+        1,
+        "exact simplification (sympy.cancel)",
     )
 
     def check():
@@ -160,9 +164,11 @@ def _sigmoid_bce_identity() -> ProofRecord:
 
 def _logit_form_identity() -> ProofRecord:
     record = ProofRecord(
-        "identity", "BCE from the logit",
+        "identity",
+        "BCE from the logit",
         "-(Y log sigmoid(Z) + (1 - Y) log(1 - sigmoid(Z))) = log(1 + exp(Z)) - Y Z",
-        1, "equal derivatives (exact) and equal values at Z = 0",
+        1,
+        "equal derivatives (exact) and equal values at Z = 0",
     )
 
     def check():
@@ -183,9 +189,11 @@ def _logit_form_identity() -> ProofRecord:
 
 def _sigmoid_lemma() -> ProofRecord:
     record = ProofRecord(
-        "lemma", "sigmoid derivative",
+        "lemma",
+        "sigmoid derivative",
         "d/dt 1/(1 + exp(-t)) = sigmoid(t) (1 - sigmoid(t))",
-        1, "exact cancellation in e = exp(-t)",
+        1,
+        "exact cancellation in e = exp(-t)",
     )
     return _timed(record, lambda: (sigmoid_lemma_holds(), None))
 
@@ -193,9 +201,11 @@ def _sigmoid_lemma() -> ProofRecord:
 def _window_lemma(size: int) -> ProofRecord:
     k = size * size
     record = ProofRecord(
-        "lemma", f"window max derivative ({size}x{size})",
+        "lemma",
+        f"window max derivative ({size}x{size})",
         f"d max(t_1..t_{k})/dt_i = prod_j H(t_i - t_j) where no two t tie",
-        k * 2 ** (k - 1), "exact evaluation on every ordering pattern",
+        k * 2 ** (k - 1),
+        "exact evaluation on every ordering pattern",
     )
     return _timed(record, lambda: (window_lemma_holds(size), None))
 
@@ -203,17 +213,21 @@ def _window_lemma(size: int) -> ProofRecord:
 def _relu_kink(network: Network, step: Step) -> ProofRecord:
     z = step.input
     record = ProofRecord(
-        "convention", f"ReLU'(0) = 0 ({z.name})",
+        "convention",
+        f"ReLU'(0) = 0 ({z.name})",
         f"{tensor_label(gradient_name(z.name))} = 0 where {z.name} = 0, = upstream where {z.name} = 1",
-        2, "exact evaluation",
+        2,
+        "exact evaluation",
     )
 
     def check():
         shape = _concrete(z.shape, 1)
         for value, expected in ((0, 0), (1, 1)):
-            env = {z.name: np.full(shape, sp.Integer(value), dtype=object),
-                   step.output.name: np.full(shape, sp.Integer(value), dtype=object),
-                   step.upstream.name: np.full(shape, sp.Integer(1), dtype=object)}
+            env = {
+                z.name: np.full(shape, sp.Integer(value), dtype=object),
+                step.output.name: np.full(shape, sp.Integer(value), dtype=object),
+                step.upstream.name: np.full(shape, sp.Integer(1), dtype=object),
+            }
             got = SymbolicReading(env, 1)(step.rules[z.name])
             if any(entry != expected for entry in got.ravel()):
                 return False, f"{tensor_label(gradient_name(z.name))} at {z.name} = {value}"
@@ -235,10 +249,12 @@ def _pooling_ties(network: Network, step: Step) -> ProofRecord:
     k = size * size
     patterns = list(_tie_patterns(k)) if k <= 9 else []
     record = ProofRecord(
-        "convention", f"pooling ties go to the first maximum ({a.name})",
+        "convention",
+        f"pooling ties go to the first maximum ({a.name})",
         "a window whose maximum is tied routes its whole gradient to the first "
         "maximum in row-major order (as torch max_pool2d)",
-        len(patterns), "exact evaluation of every tied window over {0, 1, 2}",
+        len(patterns),
+        "exact evaluation of every tied window over {0, 1, 2}",
     )
 
     def check():
@@ -255,7 +271,7 @@ def _pooling_ties(network: Network, step: Step) -> ProofRecord:
             first = values.index(max(values))
             for index in np.ndindex(out_shape):
                 b, c, i, j = index
-                block = got[b, c, i * size:(i + 1) * size, j * size:(j + 1) * size].ravel()
+                block = got[b, c, i * size : (i + 1) * size, j * size : (j + 1) * size].ravel()
                 expected = [upstream[index] if p == first else 0 for p in range(k)]
                 if list(block) != expected:
                     return False, f"{tensor_label(gradient_name(a.name))} for window {values}"
@@ -292,10 +308,13 @@ def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
         theta = env[target]
         layer = step.layer.type if step.layer else f"{network.spec.loss} loss"
         record = ProofRecord(
-            "local", f"{layer}: {tensor_label(gradient_name(target))}",
+            "local",
+            f"{layer}: {tensor_label(gradient_name(target))}",
             f"{tensor_label(gradient_name(target))} = {text(expr)}",
-            theta.size, f"{step.rule.kind}; {contraction}/d{target}[k], batch {batch}",
+            theta.size,
+            f"{step.rule.kind}; {contraction}/d{target}[k], batch {batch}",
         )
+
         def check(theta=theta, target=target, expr=expr):
             directions = _directions(theta)
             derived = _directional_derivative(total, theta, directions)
@@ -310,7 +329,10 @@ def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
 
 def _end_to_end(network: Network, progress) -> list[ProofRecord]:
     batch = END_TO_END_BATCH
-    env = {network.input.name: _fresh(network.input, batch), network.target.name: _fresh(network.target, batch)}
+    env = {
+        network.input.name: _fresh(network.input, batch),
+        network.target.name: _fresh(network.target, batch),
+    }
     for p in network.params:
         env[p.name] = _fresh(p, batch)
     reading = SymbolicReading(env, batch)
@@ -319,7 +341,7 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
     loss = env[LOSS_NAME].item()
 
     composed: dict[str, tx.Expr] = {}
-    for step, target, expr in network.backward_plan():
+    for _step, target, expr in network.backward_plan():
         env[gradient_name(target)] = reading(expr)
         composed[target] = expr
 
@@ -329,7 +351,8 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
         theta = env[p.name]
         names = [_index_label(p.name, index) for index in np.ndindex(theta.shape)]
         record = ProofRecord(
-            "end-to-end", tensor_label(gradient_name(p.name)),
+            "end-to-end",
+            tensor_label(gradient_name(p.name)),
             f"{tensor_label(gradient_name(p.name))} = {text(composed[p.name])}, "
             "every entry against SymPy's derivative of the whole loss",
             theta.size,
@@ -348,10 +371,12 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
 
     declared = network.parameter_count
     count = ProofRecord(
-        "count", "trainable parameters",
+        "count",
+        "trainable parameters",
         f"L depends on exactly {declared} trainable parameters "
         f"({' + '.join(str(theta.size) for theta in (env[p.name] for p in network.params))})",
-        declared, "free symbols of L",
+        declared,
+        "free symbols of L",
     )
 
     def count_check():

@@ -125,7 +125,9 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
         raise SpecError(source, f"must be an identifier (letters, digits, _), got {name!r}", field="name")
     shape = data["input"]
     if not isinstance(shape, list) or len(shape) not in (1, 3):
-        raise SpecError(source, f"must be [channels, height, width] or [features], got {shape!r}", field="input")
+        raise SpecError(
+            source, f"must be [channels, height, width] or [features], got {shape!r}", field="input"
+        )
     input_shape = tuple(_positive_int(source, d, None, "input") for d in shape)
     loss = _choice(source, data["loss"], "loss", LOSSES)
     reduction = _choice(source, data.get("reduction", "mean"), "reduction", REDUCTIONS)
@@ -138,7 +140,7 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
 
     notation = data.get("notation", {})
     if not isinstance(notation, dict):
-        raise SpecError(source, "must be a table of name = \"symbol\"", field="notation")
+        raise SpecError(source, 'must be a table of name = "symbol"', field="notation")
     spec = NetworkSpec(name, input_shape, loss, reduction, layers, dict(notation), batch, source, text)
     _check_structure(spec)
     _check_notation(spec)
@@ -150,7 +152,9 @@ def _parse_layer(source: str, index: int, raw: dict) -> LayerSpec:
     if kind is None:
         raise SpecError(source, "missing required field", index, "type")
     if kind not in LAYER_FIELDS:
-        raise SpecError(source, f"unknown layer type {kind!r} (known: {', '.join(LAYER_FIELDS)})", index, "type")
+        raise SpecError(
+            source, f"unknown layer type {kind!r} (known: {', '.join(LAYER_FIELDS)})", index, "type"
+        )
     fields, optional = LAYER_FIELDS[kind], OPTIONAL_FIELDS.get(kind, {})
     for key in raw:
         if key != "type" and key not in fields and key not in optional:
@@ -182,9 +186,13 @@ def _next_shape(spec: NetworkSpec, layer: LayerSpec, shape: tuple[int, ...]) -> 
     src, i, o = spec.source, layer.index, layer.options
     spatial = len(shape) == 3
     if layer.type in ("conv2d", "maxpool2d", "flatten") and not spatial:
-        raise SpecError(src, f"{layer.type} needs a [channels, height, width] input, got {list(shape)}", i, "type")
+        raise SpecError(
+            src, f"{layer.type} needs a [channels, height, width] input, got {list(shape)}", i, "type"
+        )
     if layer.type == "dense" and spatial:
-        raise SpecError(src, f"dense needs a vector input, got {list(shape)}: add a flatten layer first", i, "type")
+        raise SpecError(
+            src, f"dense needs a vector input, got {list(shape)}: add a flatten layer first", i, "type"
+        )
     if layer.type == "conv2d":
         k = o["kernel"]
         if k > shape[1] or k > shape[2]:
@@ -221,9 +229,16 @@ def _check_structure(spec: NetworkSpec) -> None:
     shapes = layer_shapes(spec)
     last = spec.layers[-1]
     if len(shapes[-1]) != 1:
-        raise SpecError(src, f"the network must end in a vector, got {list(shapes[-1])}: add flatten and dense", last.index, "type")
+        raise SpecError(
+            src,
+            f"the network must end in a vector, got {list(shapes[-1])}: add flatten and dense",
+            last.index,
+            "type",
+        )
     if spec.loss == "bce" and last.type != "sigmoid":
-        raise SpecError(src, "bce needs a sigmoid output layer (the loss is computed from its logit)", field="loss")
+        raise SpecError(
+            src, "bce needs a sigmoid output layer (the loss is computed from its logit)", field="loss"
+        )
     if sum(layer.type == "flatten" for layer in spec.layers) > 1:
         second = [layer for layer in spec.layers if layer.type == "flatten"][1]
         raise SpecError(src, "only one flatten layer is allowed", second.index, "type")
@@ -249,7 +264,9 @@ def _check_notation(spec: NetworkSpec) -> None:
     known = canonical_names(spec)
     for key, value in spec.notation.items():
         if key not in known:
-            raise SpecError(spec.source, f"unknown tensor (known: {', '.join(sorted(known))})", field=f"notation.{key}")
+            raise SpecError(
+                spec.source, f"unknown tensor (known: {', '.join(sorted(known))})", field=f"notation.{key}"
+            )
         if not isinstance(value, str) or not NOTATION_VALUE.fullmatch(value):
             raise SpecError(
                 spec.source,

@@ -217,17 +217,25 @@ class SymbolicReading:
         if e.weight_form:
             _, _, gh, gw = k.shape
             for f, c, m, n in np.ndindex(out.shape):
-                out[f, c, m, n] = sp.Add(*[
-                    x[b, c, i + m, j + n] * k[b, f, i, j]
-                    for b in range(x.shape[0]) for i in range(gh) for j in range(gw)
-                ])
+                out[f, c, m, n] = sp.Add(
+                    *[
+                        x[b, c, i + m, j + n] * k[b, f, i, j]
+                        for b in range(x.shape[0])
+                        for i in range(gh)
+                        for j in range(gw)
+                    ]
+                )
             return out
         _, channels, kh, kw = k.shape
         for b, f, i, j in np.ndindex(out.shape):
-            out[b, f, i, j] = sp.Add(*[
-                x[b, c, i + m, j + n] * k[f, c, m, n]
-                for c in range(channels) for m in range(kh) for n in range(kw)
-            ])
+            out[b, f, i, j] = sp.Add(
+                *[
+                    x[b, c, i + m, j + n] * k[f, c, m, n]
+                    for c in range(channels)
+                    for m in range(kh)
+                    for n in range(kw)
+                ]
+            )
         return out
 
     def read_FullConvolve(self, e: tx.FullConvolve) -> np.ndarray:
@@ -236,11 +244,15 @@ class SymbolicReading:
         gh, gw = g.shape[2:]
         out = np.empty(_concrete(e.shape, self.batch), dtype=object)
         for b, c, h, w in np.ndindex(out.shape):
-            out[b, c, h, w] = sp.Add(*[
-                g[b, f, h - m, w - n] * k[f, c, m, n]
-                for f in range(filters) for m in range(kh) for n in range(kw)
-                if 0 <= h - m < gh and 0 <= w - n < gw
-            ])
+            out[b, c, h, w] = sp.Add(
+                *[
+                    g[b, f, h - m, w - n] * k[f, c, m, n]
+                    for f in range(filters)
+                    for m in range(kh)
+                    for n in range(kw)
+                    if 0 <= h - m < gh and 0 <= w - n < gw
+                ]
+            )
         return out
 
     def read_MatMul(self, e: tx.MatMul) -> np.ndarray:

@@ -294,8 +294,10 @@ class RouteMax(Expr):
 
     @property
     def shape(self) -> Shape:
-        _require(_pooled_shape("route_max", self.a, self.size) == self.grad.shape,
-                 f"route_max: {self.a.shape} pooled by {self.size} vs {self.grad.shape}")
+        _require(
+            _pooled_shape("route_max", self.a, self.size) == self.grad.shape,
+            f"route_max: {self.a.shape} pooled by {self.size} vs {self.grad.shape}",
+        )
         return self.a.shape
 
 
@@ -328,9 +330,25 @@ class HalfSquaredError(Expr):
 
 
 OPERATIONS: tuple[type[Expr], ...] = (
-    Tensor, Correlate, FullConvolve, MatMul, Transpose, Reshape, SumAxes, AddBias,
-    Product, Difference, OneMinus, BatchScale, Relu, StepMask, Sigmoid, MaxPool,
-    RouteMax, BinaryCrossEntropyWithLogits, HalfSquaredError,
+    Tensor,
+    Correlate,
+    FullConvolve,
+    MatMul,
+    Transpose,
+    Reshape,
+    SumAxes,
+    AddBias,
+    Product,
+    Difference,
+    OneMinus,
+    BatchScale,
+    Relu,
+    StepMask,
+    Sigmoid,
+    MaxPool,
+    RouteMax,
+    BinaryCrossEntropyWithLogits,
+    HalfSquaredError,
 )
 
 

@@ -98,10 +98,13 @@ def sample_loss_and_output_gradient(loss: str, trace, y):
     out = trace[-1][2]
     if loss == "bce":
         logits = trace[-1][1]
-        value = sum(-(yy * math.log(_sigmoid(z)) + (1 - yy) * math.log(1 - _sigmoid(z))) for z, yy in zip(logits, y))
-        return value, np.array([_sigmoid(z) - yy for z, yy in zip(logits, y)]), True
-    value = sum(0.5 * (o - yy) ** 2 for o, yy in zip(out, y))
-    return value, np.array([o - yy for o, yy in zip(out, y)]), False
+        value = sum(
+            -(yy * math.log(_sigmoid(z)) + (1 - yy) * math.log(1 - _sigmoid(z)))
+            for z, yy in zip(logits, y, strict=True)
+        )
+        return value, np.array([_sigmoid(z) - yy for z, yy in zip(logits, y, strict=True)]), True
+    value = sum(0.5 * (o - yy) ** 2 for o, yy in zip(out, y, strict=True))
+    return value, np.array([o - yy for o, yy in zip(out, y, strict=True)]), False
 
 
 def backward_sample(trace, params, upstream, skip_last):
@@ -112,9 +115,13 @@ def backward_sample(trace, params, upstream, skip_last):
     for layer, x, out, k in reversed(layers):
         kind = layer["type"]
         if kind == "relu":
-            g = np.array([gg if v > 0 else 0.0 for gg, v in zip(g.ravel(), x.ravel())]).reshape(x.shape)
+            g = np.array([gg if v > 0 else 0.0 for gg, v in zip(g.ravel(), x.ravel(), strict=True)]).reshape(
+                x.shape
+            )
         elif kind == "sigmoid":
-            g = np.array([gg * o * (1 - o) for gg, o in zip(g.ravel(), out.ravel())]).reshape(x.shape)
+            g = np.array([gg * o * (1 - o) for gg, o in zip(g.ravel(), out.ravel(), strict=True)]).reshape(
+                x.shape
+            )
         elif kind == "flatten":
             g = g.reshape(x.shape)
         elif kind == "maxpool2d":
@@ -158,7 +165,7 @@ def loss_and_grads(spec: dict, params: dict, X: np.ndarray, Y: np.ndarray):
     """Batch loss and gradients, reduced over the batch as the spec says."""
     scale = 1 / X.shape[0] if spec.get("reduction", "mean") == "mean" else 1.0
     total, grads = 0.0, {name: np.zeros_like(v) for name, v in params.items()}
-    for x, y in zip(X, Y):
+    for x, y in zip(X, Y, strict=True):
         trace = forward_sample(spec["layers"], params, x)
         value, upstream, skip_last = sample_loss_and_output_gradient(spec["loss"], trace, y)
         total += value

@@ -36,7 +36,7 @@ def test_check_fails_after_any_byte_changes(copied_root, capsys):
     path = copied_root / "generated" / "small_cnn.py"
     text = path.read_text()
     position = text.index("dW1 = ")
-    path.write_text(text[:position] + "dW1 =  " + text[position + len("dW1 = "):])
+    path.write_text(text[:position] + "dW1 =  " + text[position + len("dW1 = ") :])
     assert cli.main(["check", *FAST]) == 1
     out = capsys.readouterr().out
     assert "hand-edited: generated/small_cnn.py" in out
@@ -81,8 +81,14 @@ for path in sorted(outputs):
 def test_outputs_are_byte_identical_under_any_hash_seed(name):
     digests = set()
     for seed in ("0", "1", "4242"):
-        result = subprocess.run([sys.executable, "-c", DIGEST, name], capture_output=True, text=True,
-                                check=True, env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=ROOT)
+        result = subprocess.run(
+            [sys.executable, "-c", DIGEST, name],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=ROOT,
+        )
         digests.add(result.stdout)
     assert len(digests) == 1
     network = build(load(name))
@@ -92,4 +98,6 @@ def test_outputs_are_byte_identical_under_any_hash_seed(name):
 def test_generated_code_is_formatted_and_lint_clean():
     files = sorted(str(p) for p in (ROOT / "generated").glob("*.py"))
     subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *files], check=True, cwd=ROOT)
-    subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", *files], check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", *files], check=True, cwd=ROOT
+    )

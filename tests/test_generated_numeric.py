@@ -26,7 +26,7 @@ def generated(name: str):
 
 
 def sample(name: str, seed: int = 0, batch: int = 3):
-    """Parameters, inputs and targets away from kinks: |ReLU input| > EPS, window maxima separated by > EPS."""
+    """Parameters, inputs and targets away from kinks: |ReLU input| > EPS, window maxima EPS apart."""
     spec = spec_data(name)
     rng = np.random.default_rng(seed)
     params, out_shape = ref.init(spec["layers"], spec["input"], rng)
@@ -202,3 +202,13 @@ def test_forward_is_vectorised_over_the_batch():
     batched, _ = module.forward(params, X)
     single = np.concatenate([module.forward(params, X[i : i + 1])[0] for i in range(len(X))])
     np.testing.assert_allclose(batched, single, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_init_params_has_the_shapes_and_dtype_asked_for(dtype):
+    module = generated("small_cnn")
+    params = module.init_params(np.random.default_rng(0), dtype)
+    assert {k: v.shape for k, v in params.items()} == module.PARAM_SHAPES
+    assert all(v.dtype == dtype for v in params.values())
+    again = module.init_params(np.random.default_rng(0), dtype)
+    assert all(np.array_equal(params[k], again[k]) for k in params)

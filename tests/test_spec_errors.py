@@ -30,8 +30,14 @@ type = "sigmoid"
 
 CASES = {
     "malformed_toml": (GOOD.replace('loss = "bce"', 'loss = "bce'), ["malformed TOML"]),
-    "unknown_layer": (GOOD.replace('type = "relu"', 'type = "tanh"'), ["layers[1].type", "unknown layer type 'tanh'"]),
-    "unknown_field": (GOOD.replace("kernel = 3", "kernel = 3\nstride = 2"), ["layers[0].stride", "unknown field"]),
+    "unknown_layer": (
+        GOOD.replace('type = "relu"', 'type = "tanh"'),
+        ["layers[1].type", "unknown layer type 'tanh'"],
+    ),
+    "unknown_field": (
+        GOOD.replace("kernel = 3", "kernel = 3\nstride = 2"),
+        ["layers[0].stride", "unknown field"],
+    ),
     "unknown_top_level": ("optimizer = 1\n" + GOOD, ["optimizer", "unknown field"]),
     "missing_kernel": (GOOD.replace("kernel = 3\n", ""), ["layers[0].kernel", "missing required field"]),
     "missing_loss": (GOOD.replace('loss = "bce"\n', ""), ["loss", "missing required field"]),
@@ -39,17 +45,25 @@ CASES = {
     "negative_size": (GOOD.replace("units = 1", "units = -4"), ["layers[4].units", "between 1 and"]),
     "float_size": (GOOD.replace("size = 2", "size = 2.0"), ["layers[2].size", "positive integer"]),
     "bool_size": (GOOD.replace("filters = 1", "filters = true"), ["layers[0].filters", "positive integer"]),
-    "kernel_too_large": (GOOD.replace("kernel = 3", "kernel = 7"), ["layers[0].kernel", "larger than the 6x6 input"]),
+    "kernel_too_large": (
+        GOOD.replace("kernel = 3", "kernel = 7"),
+        ["layers[0].kernel", "larger than the 6x6 input"],
+    ),
     "pooling_does_not_divide": (GOOD.replace("size = 2", "size = 3"), ["layers[2].size", "does not divide"]),
-    "dense_before_flatten": (GOOD.replace('type = "flatten"\n', 'type = "relu"\n'), ["layers[4].type", "flatten"]),
+    "dense_before_flatten": (
+        GOOD.replace('type = "flatten"\n', 'type = "relu"\n'),
+        ["layers[4].type", "flatten"],
+    ),
     "bce_without_sigmoid": (GOOD.replace('[[layers]]\ntype = "sigmoid"\n', ""), ["loss", "sigmoid"]),
     "bad_loss": (GOOD.replace('loss = "bce"', 'loss = "hinge"'), ["loss", "one of bce, mse"]),
     "bad_reduction": (GOOD + 'reduction = "max"\n', ["reduction"]),
     "name_not_identifier": (GOOD.replace('name = "net"', 'name = "x\\nimport os"'), ["name", "identifier"]),
     "notation_injection": (GOOD + '[notation]\nW1 = "\\\\input{/etc/passwd}"\n', ["notation.W1"]),
     "notation_unknown_tensor": (GOOD + '[notation]\nQ9 = "q"\n', ["notation.Q9", "unknown tensor"]),
-    "too_large": (GOOD.replace("[1, 6, 6]", "[3, 400, 400]").replace("filters = 1", "filters = 64"),
-                  ["input", "too large for element-wise proof", "multiply-adds"]),
+    "too_large": (
+        GOOD.replace("[1, 6, 6]", "[3, 400, 400]").replace("filters = 1", "filters = 64"),
+        ["input", "too large for element-wise proof", "multiply-adds"],
+    ),
 }
 
 

@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 from derive.spec import NetworkSpec, SpecError, parse
 
 LAYER_TYPES = ["conv2d", "relu", "sigmoid", "maxpool2d", "flatten", "dense", "softmax"]
-scalars = st.one_of(st.integers(-3, 40), st.booleans(), st.text(max_size=6), st.floats(allow_nan=False, width=32))
+scalars = st.one_of(
+    st.integers(-3, 40), st.booleans(), st.text(max_size=6), st.floats(allow_nan=False, width=32)
+)
 
 
 def toml_value(value) -> str:
@@ -34,7 +36,13 @@ def near_valid_specs(draw) -> str:
     for _ in range(draw(st.integers(0, 7))):
         lines.append("[[layers]]")
         lines.append(f"type = {toml_value(draw(st.sampled_from(LAYER_TYPES)))}")
-        for key in draw(st.lists(st.sampled_from(["filters", "kernel", "size", "units", "bias", "pad"]), max_size=3, unique=True)):
+        for key in draw(
+            st.lists(
+                st.sampled_from(["filters", "kernel", "size", "units", "bias", "pad"]),
+                max_size=3,
+                unique=True,
+            )
+        ):
             lines.append(f"{key} = {toml_value(draw(scalars))}")
     if draw(st.booleans()):
         lines.append("[notation]")

@@ -114,20 +114,27 @@ def doubled_bias_sum(network, mp):
 
 def relu_derivative_half_at_zero(network, mp):
     """ReLU'(0) = 1/2, SymPy's default Heaviside(0)."""
-    mp.setattr(symbolic.SymbolicReading, "read_StepMask",
-               lambda self, e: symbolic._elementwise(sp.Heaviside, self(e.a)))
+    mp.setattr(
+        symbolic.SymbolicReading,
+        "read_StepMask",
+        lambda self, e: symbolic._elementwise(sp.Heaviside, self(e.a)),
+    )
     return network
 
 
 def relu_derivative_one_at_zero(network, mp):
     """ReLU'(0) = 1."""
-    mp.setattr(symbolic.SymbolicReading, "read_StepMask",
-               lambda self, e: symbolic._elementwise(lambda u: sp.Heaviside(u, 1), self(e.a)))
+    mp.setattr(
+        symbolic.SymbolicReading,
+        "read_StepMask",
+        lambda self, e: symbolic._elementwise(lambda u: sp.Heaviside(u, 1), self(e.a)),
+    )
     return network
 
 
 def pooling_to_every_tied_entry(network, mp):
     """Every entry equal to the window maximum receives the whole gradient."""
+
     def indicator(window, position):
         me = window[position]
         return sp.Mul(*[sp.Heaviside(me - o, 1) for i, o in enumerate(window) if i != position])
@@ -150,13 +157,17 @@ def pooling_wrong_window(network, mp):
 
 def a2_plus_y(network, mp):
     """dL/dZ2 = A2 + Y."""
-    mp.setattr(symbolic.SymbolicReading, "read_Difference",
-               lambda self, e: symbolic._elementwise(lambda u, v: u + v, self(e.a), self(e.b)))
+    mp.setattr(
+        symbolic.SymbolicReading,
+        "read_Difference",
+        lambda self, e: symbolic._elementwise(lambda u, v: u + v, self(e.a), self(e.b)),
+    )
     return network
 
 
 def bce_with_extra_sigmoid_factor(network, mp):
     """dL/dZ2 = (A2 - Y) A2 (1 - A2): the MSE chain applied to BCE."""
+
     def make(old, step):
         a2 = old.a.a
         return tx.BatchScale(tx.Product(old.a, tx.Product(a2, tx.OneMinus(a2))), old.reduction)
@@ -166,27 +177,33 @@ def bce_with_extra_sigmoid_factor(network, mp):
 
 def missing_half_in_quadratic_cost(network, mp):
     """The cost is sum (O - Y)^2 without the 1/2, the rule still O - Y."""
-    mp.setattr(symbolic.SymbolicReading, "read_HalfSquaredError",
-               lambda self, e: self._reduce(
-                   symbolic._elementwise(lambda o, y: (o - y) ** 2, self(e.output), self(e.target)),
-                   e.reduction))
+    mp.setattr(
+        symbolic.SymbolicReading,
+        "read_HalfSquaredError",
+        lambda self, e: self._reduce(
+            symbolic._elementwise(lambda o, y: (o - y) ** 2, self(e.output), self(e.target)), e.reduction
+        ),
+    )
     return network
 
 
 def sum_instead_of_mean(network, mp):
     """dL/dZ2 = A2 - Y for a batch mean (the 1/N forgotten)."""
-    return replace_rule(network, network.steps[-1].input.name,
-                        lambda old, step: tx.BatchScale(old.a, "sum"), layer="loss")
+    return replace_rule(
+        network, network.steps[-1].input.name, lambda old, step: tx.BatchScale(old.a, "sum"), layer="loss"
+    )
 
 
 def mean_instead_of_sum(network, mp):
     """dL/dA2 = (A2 - Y) / N for a batch sum."""
-    return replace_rule(network, network.steps[-1].input.name,
-                        lambda old, step: tx.BatchScale(old.a, "mean"), layer="loss")
+    return replace_rule(
+        network, network.steps[-1].input.name, lambda old, step: tx.BatchScale(old.a, "mean"), layer="loss"
+    )
 
 
 def sigmoid_derivative_without_one_minus(network, mp):
     """dZ = dA * A, dropping the (1 - A) factor."""
+
     def make(old, step):
         return tx.Product(old.a, old.b.a)
 
