@@ -753,7 +753,7 @@ def visible_width(latex: str) -> int:
     return len(re.sub(r"[{}^_ ]", "", shown))
 
 
-SEPARATORS = (r" \odot ", r" \cdot ", r",\, ", " - ", " + ")
+SEPARATORS = (r" \odot ", r" \cdot ", r",\, ")
 
 
 def break_lines(latex: str, limit: int = 58) -> list[str]:

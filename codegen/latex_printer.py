@@ -65,9 +65,11 @@ class LatexReading:
     def _operand(self, expr: tx.Expr, inside: type[tx.Expr] | None = None) -> str:
         """An operand, bracketed when it is a loose binary form (``a \\odot b \\odot c`` stays flat)."""
         text = self(expr)
+        # a batch sum prints as its operand, so its operand decides the brackets
+        while self.atom(expr) is None and isinstance(expr, tx.BatchScale) and expr.reduction == "sum":
+            expr = expr.a
         if self.atom(expr) is None and isinstance(expr, _LOOSE) and type(expr) is not inside:
-            if not (isinstance(expr, tx.BatchScale) and expr.reduction == "sum"):
-                return f"{self.open}{text}{self.close}"
+            return f"{self.open}{text}{self.close}"
         return text
 
     def _apply(self, head: str, *args: str) -> str:

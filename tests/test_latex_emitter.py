@@ -1,0 +1,251 @@
+"""The LaTeX derivations: they compile, show the proven entries, honour notation, stay deterministic."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codegen import latex_emitter
+from codegen.latex_names import Names, NotationError, notation_symbol
+from codegen.latex_printer import LatexReading
+from derive import prover, texpr
+from derive.network import build
+from derive.spec import SpecError, load, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+PDFLATEX = shutil.which("pdflatex")
+needs_tex = pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed")
+SMALL_CNN_TEXT = (ROOT / "derive" / "networks" / "small_cnn.toml").read_text(encoding="utf-8")
+
+
+def rendered(spec_text: str) -> dict[str, str]:
+    network = build(parse(spec_text, source="<test>"))
+    return latex_emitter.render(network, prover.prove(network))
+
+
+@pytest.fixture(scope="module")
+def small_cnn() -> dict[str, str]:
+    network = build(load("small_cnn"))
+    return latex_emitter.render(network, prover.prove(network))
+
+
+@pytest.fixture(scope="module")
+def sigmoid_small() -> dict[str, str]:
+    """The sigmoid CNN's architecture at a 6x6 input (fast to prove), with the source's batch of 100."""
+    text = (ROOT / "derive" / "networks" / "sigmoid_cnn.toml").read_text(encoding="utf-8")
+    text = text.replace('name = "sigmoid_cnn"', 'name = "sigmoid_small"').replace("[1, 22, 22]", "[1, 6, 6]")
+    return rendered(text)
+
+
+def document(outputs: dict[str, str]) -> str:
+    (text,) = [t for p, t in outputs.items() if p.count("/") == 2]
+    return text
+
+
+def compile_tex(folder: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PDFLATEX, "-halt-on-error", "-interaction=nonstopmode", f"{name}.tex"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def write(outputs: dict[str, str], folder: Path) -> None:
+    for relative, text in outputs.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+WRAPPER = r"""\documentclass{article}
+\usepackage{amsmath}
+\usepackage{amssymb}
+\usepackage{tikz}
+\usetikzlibrary{calc}
+\begin{document}
+%s
+\end{document}
+"""
+
+
+def check_compiles(outputs: dict[str, str], tmp_path: Path) -> None:
+    """The document alone, then every snippet \\input into one minimal wrapper."""
+    write(outputs, tmp_path)
+    folder = tmp_path / "docs" / "derivations"
+    doc = next(Path(p).stem for p in outputs if p.count("/") == 2)
+    result = compile_tex(folder, doc)
+    assert result.returncode == 0, result.stdout[-2000:]
+    snippets = sorted(p for p in outputs if p.count("/") == 3)
+    assert snippets
+    inputs = "\n".join(
+        rf"\input{{{Path(p).relative_to('docs/derivations').with_suffix('')}}}" for p in snippets
+    )
+    (folder / "wrapper.tex").write_text(WRAPPER % inputs, encoding="utf-8")
+    result = compile_tex(folder, "wrapper")
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_every_operation_has_a_latex_reading():
+    missing = [op.__name__ for op in texpr.OPERATIONS if not hasattr(LatexReading, f"read_{op.__name__}")]
+    assert missing == []
+
+
+@needs_tex
+def test_small_cnn_document_and_snippets_compile(small_cnn, tmp_path):
+    check_compiles(small_cnn, tmp_path)
+
+
+@needs_tex
+def test_each_snippet_compiles_alone(small_cnn, tmp_path):
+    write(small_cnn, tmp_path)
+    folder = tmp_path / "docs" / "derivations"
+    for path in sorted(p for p in small_cnn if p.count("/") == 3):
+        stem = Path(path).relative_to("docs/derivations").with_suffix("")
+        (folder / "alone.tex").write_text(WRAPPER % rf"\input{{{stem}}}", encoding="utf-8")
+        result = compile_tex(folder, "alone")
+        assert result.returncode == 0, (path, result.stdout[-1500:])
+
+
+def test_snippets_are_includable_and_labelled(small_cnn):
+    for path, text in small_cnn.items():
+        if path.count("/") == 3:
+            assert r"\documentclass" not in text and r"\begin{document}" not in text, path
+    labels = re.findall(r"\\label\{([^}]*)\}", document(small_cnn))
+    assert len(labels) == len(set(labels))
+    for key in ("dW1", "dB1", "dW2", "dB2", "dZ2", "dZ1", "dA1", "dP1", "dF", "bce-identity", "chain-rule"):
+        assert f"gp:small_cnn:{key}" in labels
+
+
+def entry_terms(doc: str, m: int, n: int) -> set[str]:
+    """The terms printed for the entry (m, n) of dL/dW1."""
+    start = doc.index(rf"\frac{{\partial L}}{{\partial (W_{{1}})_{{{m},{n}}}}}")
+    ends = (doc.find(r"\frac{\partial L}{\partial (W_{1})_", start + 10), doc.find(r"\end{align", start))
+    body = doc[start : min(i for i in ends if i > 0)].split("=", 1)[1]
+    body = body.replace(r"\\", " ").replace("&", " ").replace(r"\quad", " ")
+    return {t.strip() for t in body.split("+") if t.strip()}
+
+
+def test_document_shows_each_of_the_nine_entries(small_cnn):
+    doc = document(small_cnn)
+    for m in range(3):
+        for n in range(3):
+            # the textbook sum: dL/dW1[m,n] = sum_{i,j} X[i+m, j+n] dL/dZ1[i,j] over the 4x4 output
+            expected = {
+                rf"X_{{{i + m},{j + n}}}\,\delta^{{Z_{{1}}}}_{{{i},{j}}}" for i in range(4) for j in range(4)
+            }
+            assert entry_terms(doc, m, n) == expected, (m, n)
+
+
+def test_document_expands_every_entry_of_z1(small_cnn):
+    doc = document(small_cnn)
+    for i in range(4):
+        for j in range(4):
+            assert rf"(Z_{{1}})_{{{i},{j}}} &= X_{{{i},{j}}}\,(W_{{1}})_{{0,0}}" in doc
+
+
+def test_parameter_count_is_derived(small_cnn):
+    assert "= 15" in document(small_cnn)
+    assert r"\underbrace{9}_{W_{1}} + \underbrace{1}_{B_{1}} + \underbrace{4}_{W_{2}}" in document(small_cnn)
+
+
+def test_no_sympy_artefacts(small_cnn, sigmoid_small):
+    for outputs in (small_cnn, sigmoid_small):
+        for path, text in outputs.items():
+            for artefact in ("Heaviside", "Max(", "_0_1", "Dummy", "window_max"):
+                assert artefact not in text, (path, artefact)
+
+
+def test_bce_identity_is_printed_step_by_step(small_cnn):
+    identity = small_cnn["docs/derivations/small_cnn/loss-gradient.tex"]
+    assert r"\frac{A_{2} - Y}{A_{2} \left(1 - A_{2}\right)}" in identity
+    assert r"= A_{2} - Y \label{gp:small_cnn:bce-identity}" in identity
+
+
+def test_renamed_notation_replaces_the_default_name(tmp_path):
+    outputs = rendered(SMALL_CNN_TEXT + '\n[notation]\nW1 = "f"\nZ1 = "Z_c"\n')
+    doc = document(outputs)
+    assert "f_{0,0}" in doc and r"\partial f}" in doc and "Z_{c}" in doc
+    for text in outputs.values():
+        assert "W_{1}" not in text and "Z_{1}" not in text
+
+
+@pytest.mark.parametrize("value", [r"\input{/etc/passwd}", "W}\\def", "a b", "W_{1}}", "x^2", "", "\\"])
+def test_notation_injection_is_rejected_at_both_boundaries(value):
+    with pytest.raises(NotationError):
+        notation_symbol(value)
+    with pytest.raises(NotationError):
+        Names({"W1": value})
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    with pytest.raises(SpecError):
+        parse(SMALL_CNN_TEXT + f'\n[notation]\nW1 = "{quoted}"\n', source="<test>")
+
+
+def test_notation_output_holds_only_plain_symbols():
+    for value in ("f", "W_h", "Z_{o}", "Wh", "H_1"):
+        assert re.fullmatch(r"(\\mathit\{[A-Za-z]+\}|[A-Za-z])(_\{[A-Za-z0-9]+\})?", notation_symbol(value))
+
+
+def test_rendering_is_deterministic(small_cnn):
+    network = build(load("small_cnn"))
+    assert latex_emitter.render(network, prover.prove(network)) == small_cnn
+    code = (
+        "import hashlib, json; from derive.network import build; from derive.spec import load; "
+        "from derive import prover; from codegen import latex_emitter; n = build(load('small_cnn')); "
+        "out = latex_emitter.render(n, prover.prove(n)); "
+        "print(hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    other = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    import hashlib
+    import json
+
+    assert other.stdout.strip() == hashlib.sha256(json.dumps(small_cnn, sort_keys=True).encode()).hexdigest()
+
+
+def test_mlp_states_the_error_form():
+    outputs = rendered((ROOT / "derive" / "networks" / "mlp.toml").read_text(encoding="utf-8"))
+    errors = outputs["docs/derivations/mlp/error-form.tex"]
+    assert (
+        r"E_{o} &= \frac{\partial L}{\partial Z_{o}} = \left(O - Y\right) \odot \mathbf{1}[Z_{o} > 0]"
+        in errors
+    )
+    assert (
+        r"E_{h} &= \frac{\partial L}{\partial Z_{h}} = \left(E_{o} \cdot W_{o}^{\top}\right) \odot" in errors
+    )
+    assert r"\frac{\partial L}{\partial W_{o}} &= H^{\top} \cdot E_{o}" in errors
+    assert r"\frac{\partial L}{\partial W_{h}} &= X^{\top} \cdot E_{h}" in errors
+    table = outputs["docs/derivations/mlp/variables.tex"]
+    for row in (
+        r"$X$ & input & $(3 \times 1)$",
+        r"$W_{h}$ & weights (inputs by units) & $(1 \times 2)$",
+        r"$O$ & activation, ReLU & $(3 \times 2)$",
+    ):
+        assert row in table
+
+
+def test_sigmoid_cnn_tracks_the_shapes_of_the_source(sigmoid_small):
+    tracking = sigmoid_small["docs/derivations/sigmoid_small/shape-tracking.tex"]
+    # 6x6 input, 3x3 filter: 4x4 = 16 features, batch 100 from the spec
+    assert r"= (16 \times 100) \cdot (100 \times 1)" in tracking
+    assert r"= (16 \times 1)" in tracking
+    assert r"\operatorname{reshape}_{100 \times 1 \times 4 \times 4}((100 \times 16))" in tracking
+    assert r"= (1 \times 1 \times 3 \times 3)" in tracking
+    assert "sums over the $N = 100$ samples" in sigmoid_small["docs/derivations/sigmoid_small/dW2.tex"]
+
+
+@needs_tex
+def test_other_architectures_compile(sigmoid_small, tmp_path):
+    check_compiles(sigmoid_small, tmp_path / "sigmoid")
+    outputs = rendered((ROOT / "derive" / "networks" / "mlp.toml").read_text(encoding="utf-8"))
+    check_compiles(outputs, tmp_path / "mlp")
+
+
+def test_committed_small_cnn_derivation_is_current(small_cnn):
+    for path, text in small_cnn.items():
+        assert (ROOT / path).read_text(encoding="utf-8") == text, path
