@@ -27,7 +27,7 @@ def test_prove_json_is_machine_readable(capsys):
 def test_networks_lists_the_builtins(capsys):
     assert main(["networks"]) == 0
     out = capsys.readouterr().out
-    for name in ("small_cnn (default)", "mlp", "sigmoid_cnn", "sigmoid_cnn3"):
+    for name in ("small_cnn (default)", "mlp", "sigmoid_cnn"):
         assert name in out
     assert "15 parameters" in out
 
