@@ -1,37 +1,154 @@
-"""The prover says no: every rule in the catalogue of wrong rules is rejected."""
+"""The prover says no: every rule in the catalogue of wrong rules is rejected, by the predicted obligations.
+
+Controls first: the mutation machinery itself (replacing a rule, the
+test-only nodes) must not make a correct network fail, or a "rejection" would
+prove nothing.
+"""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from codegen.cli import main
-from derive import prover
-from derive.network import build
-from derive.spec import load
-from tests.wrong_rules import CATALOGUE, flipped_kernel_weight_gradient
+from codegen import cli
+from derive import layers, prover
+from derive import texpr as tx
+from tests.wrong_rules import (
+    CATALOGUE,
+    TEST_SPECS,
+    StepAt,
+    SwapSpatial,
+    Turn180,
+    failed_obligations,
+    installed,
+    network_named,
+    plus,
+    replace_rule,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize(("mutant", "network_name"), CATALOGUE, ids=[m.__name__ for m, _ in CATALOGUE])
-def test_wrong_rule_is_rejected(mutant, network_name, monkeypatch):
-    network = mutant(build(load(network_name)), monkeypatch)
-    records = prover.prove(network)
-    failed = [r for r in records if not r.holds]
-    assert failed, f"{mutant.__name__} was accepted"
-    assert all(r.failing for r in failed), [(r.name, r.failing) for r in failed]
+@pytest.fixture()
+def nodes(monkeypatch):
+    with installed(monkeypatch):
+        yield
 
 
-def test_the_unmutated_networks_are_accepted():
-    for name in sorted({n for _, n in CATALOGUE}):
-        assert prover.all_hold(prover.prove(build(load(name))))
+@pytest.mark.parametrize("mutant", CATALOGUE, ids=[m.name for m in CATALOGUE])
+def test_wrong_rule_is_rejected_by_the_predicted_obligations(mutant, nodes):
+    records = prover.prove(mutant.network_under_test())
+    failed = failed_obligations(records)
+    assert failed, f"{mutant.name} ({mutant.mistake}) was accepted"
+    assert sorted(failed) == sorted(mutant.must_fail)
+    assert all(r.failing for r in records if not r.holds)
 
 
-def test_cli_exits_one_and_names_the_failing_entry(monkeypatch, capsys):
-    flipped_kernel_weight_gradient(None, monkeypatch)
-    assert main(["prove", "small_cnn"]) == 1
+def test_the_catalogue_covers_the_issue_list():
+    mistakes = " ".join(m.mistake for m in CATALOGUE)
+    for phrase in ("true convolution", "not turned", "window one row off", "dZ2^T", "W2^T", "batch sum",
+                   "sum over positions", "twice", "ReLU'(0) = 1/2", "ReLU'(0) = 1 ", "every entry",
+                   "window (j, i)", "A2 + Y", "(A2 - Y) A2 (1 - A2)", "without its 1/2", "1/N forgotten",
+                   "/ N for a batch sum", "A (1 + A)", "upstream gradient dA1 dropped"):  # fmt: skip
+        assert phrase in mistakes, phrase
+    assert len({m.name for m in CATALOGUE}) == len(CATALOGUE)
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "mlp", *TEST_SPECS])
+def test_the_unmutated_networks_are_accepted(name):
+    assert failed_obligations(prover.prove(network_named(name))) == []
+
+
+def _same_rule_rewritten(network):
+    """Correct rules written through the test-only nodes: turning twice, swapping twice, H(0) = 0."""
+    network = replace_rule(
+        network, "conv2d", "W1", lambda s: tx.Correlate(s.input, Turn180(Turn180(s.upstream)))
+    )
+    network = replace_rule(
+        network, "maxpool2d", "A1", lambda s: tx.RouteMax(s.input, SwapSpatial(SwapSpatial(s.upstream)), 2)
+    )
+    network = replace_rule(network, "relu", "Z1", lambda s: tx.Product(s.upstream, StepAt(s.input, "0")))
+    step_b2 = next(s for s in network.steps if "B2" in s.rules)
+    zero = tx.Difference(step_b2.rules["B2"], step_b2.rules["B2"])
+    return replace_rule(network, "dense", "B2", lambda s: plus(s.rules["B2"], zero))
+
+
+def test_control_equivalent_rewrites_through_the_mutation_machinery_are_accepted(nodes):
+    records = prover.prove(_same_rule_rewritten(network_named("small_cnn")))
+    assert failed_obligations(records) == []
+
+
+def test_every_rule_in_the_backward_chain_is_checked_end_to_end(nodes):
+    """Mutants of rules that backpropagation uses fail an end-to-end obligation too.
+
+    The exceptions are batch-reduction mistakes: end to end runs one sample,
+    where a sum and a mean agree; the local proof (batch 2) catches those.
+    """
+    batch_only = {"conv_dB_no_batch_sum", "bce_sum_for_mean", "mse_mean_for_sum"}
+    off_chain = {
+        "conv_dX_kernel_not_turned",
+        "relu_half_at_zero",
+        "relu_one_at_zero",
+        "pool_every_tied_entry",
+    }
+    for mutant in CATALOGUE:
+        has_e2e = any(name.startswith("end-to-end") for name in mutant.must_fail)
+        assert has_e2e == (mutant.name not in batch_only | off_chain), mutant.name
+
+
+def _mutated_loader(mutant):
+    return lambda reference: mutant.network_under_test()
+
+
+def test_cli_prove_exits_one_and_names_the_failing_entry(nodes, monkeypatch, capsys):
+    mutant = next(m for m in CATALOGUE if m.name == "conv_dW_true_convolution")
+    monkeypatch.setattr(cli, "_load", _mutated_loader(mutant))
+    assert cli.main(["prove", "small_cnn"]) == 1
     out = capsys.readouterr().out
     assert "FAILED   end-to-end  dL/dW1" in out
-    assert "first failing entry: dL/dW1[0,0," in out
+    assert "first failing entry: dL/dW1[0,0,0,0]" in out
+    assert "dL/dW1 = correlate(X, turn180(dL/dZ1))" in out  # the statement shows the wrong rule
 
 
-def test_build_writes_nothing_when_a_proof_fails(monkeypatch, tmp_path, capsys):
-    flipped_kernel_weight_gradient(None, monkeypatch)
-    assert main(["build", "small_cnn", "--out", str(tmp_path)]) == 1
-    assert list(tmp_path.iterdir()) == []
+def test_cli_json_reports_the_failing_entries(nodes, monkeypatch, capsys):
+    mutant = next(m for m in CATALOGUE if m.name == "relu_half_at_zero")
+    monkeypatch.setattr(cli, "_load", _mutated_loader(mutant))
+    assert cli.main(["prove", "small_cnn", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["holds"] is False
+    failed = [(r["level"], r["name"], r["failing"]) for r in report["records"] if not r["holds"]]
+    assert failed == [("convention", "ReLU'(0) = 0 (Z1)", "dL/dZ1 at Z1 = 0")]
+
+
+# A wrong rule put into the rule table itself, in a fresh interpreter running the real CLI.
+WRONG_TABLE = """
+import dataclasses, sys
+from derive import layers, texpr as tx
+from tests.wrong_rules import Turn180, installed
+from codegen.cli import main
+
+right = layers.RULES["conv2d"].declare
+
+def wrong(x, w, b, g):
+    declaration = right(x, w, b, g)
+    rules = {**declaration.rules, w.name: tx.Correlate(x, Turn180(g))}
+    return dataclasses.replace(declaration, rules=rules)
+
+layers.RULES["conv2d"] = dataclasses.replace(layers.RULES["conv2d"], declare=wrong)
+with installed():
+    sys.exit(main(["prove", "small_cnn"]))
+"""
+
+
+def test_cli_in_a_subprocess_rejects_a_wrong_rule_in_the_table():
+    result = subprocess.run(
+        [sys.executable, "-c", WRONG_TABLE], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert result.returncode == 1, result.stderr
+    assert "first failing entry: dL/dW1[0,0,0,0]" in result.stdout
+    assert "FAILED   local       conv2d: dL/dW1" in result.stdout
+    assert dataclasses.is_dataclass(layers.RULES["conv2d"])  # this process's table is untouched
+    assert layers.RULES["conv2d"].declare is layers.conv2d

@@ -1,232 +1,509 @@
 """A catalogue of plausible wrong backward rules, each a mistake seen in textbooks and posts.
 
-A mutant is a function ``(network, monkeypatch) -> network``: it either swaps
-a rule in the rule table for a wrong expression built from the same language,
-or changes how one operation is read (to model e.g. "true convolution instead
-of correlation"), exactly as a wrong implementation would. The prover must
-reject every one.
+How a mutant is made: ``Mutant.apply`` takes a built ``Network`` and returns a
+copy in which ONE step's rule (or, for the quadratic cost, the loss's forward
+map) is replaced, with ``dataclasses.replace`` on the frozen ``Step`` and
+``Network``. Nothing in ``derive`` is edited and no other rule changes.
+
+The wrong expressions are built from the expression language of
+``derive.texpr``. Where the language has no operation for a mistake, a
+test-only node below models it (``Turn180``, ``ShiftRows``, ``SwapSpatial``,
+``FirstSample``, ``TopLeft``, ``StepAt``, ``RouteEveryMax``, ``SquaredError``).
+Their readings are plain NumPy indexing on the entry arrays, added to
+``SymbolicReading`` and ``TextReading`` only while a mutant is proven
+(``installed``). Sums the language lacks are written with its difference:
+``a + b = a - ((b - b) - b)`` and ``1 = 1 - (a - a)``.
+
+Each mutant names the obligations that must fail (``must_fail``, as
+"level name" of the proof records); the prediction is ours, made from the
+mistake, not read off the prover's output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
+import numpy as np
+import pytest
 import sympy as sp
 
 from derive import symbolic
 from derive import texpr as tx
-from derive.network import Network
+from derive.network import Network, Step, build
+from derive.spec import load, parse
+from derive.statement import TextReading
+
+# --------------------------------------------------------- test-only nodes
 
 
-def replace_rule(network: Network, target: str, make, layer: str | None = None) -> Network:
-    """``network`` with the rule for ``target`` replaced by ``make(old_rule, step)``.
+@dataclass(frozen=True)
+class Turn180(tx.Expr):
+    """The last two axes reversed: a kernel turned 180 degrees."""
 
-    ``layer`` picks the step by layer type ("loss" for the loss step) when
-    two steps differentiate the same tensor (the sigmoid and the fused loss).
+    a: tx.Expr
+
+    @property
+    def shape(self) -> tx.Shape:
+        return self.a.shape
+
+
+@dataclass(frozen=True)
+class ShiftRows(tx.Expr):
+    """``out[..., i, :] = a[..., i + 1, :]``, zero in the last row: a window one row off."""
+
+    a: tx.Expr
+
+    @property
+    def shape(self) -> tx.Shape:
+        return self.a.shape
+
+
+@dataclass(frozen=True)
+class SwapSpatial(tx.Expr):
+    """Height and width exchanged (``[..., i, j] -> [..., j, i]``)."""
+
+    a: tx.Expr
+
+    @property
+    def shape(self) -> tx.Shape:
+        s = self.a.shape
+        return (*s[:-2], s[-1], s[-2])
+
+
+@dataclass(frozen=True)
+class FirstSample(tx.Expr):
+    """Only the first sample of a batch, batch axis dropped."""
+
+    a: tx.Expr
+
+    @property
+    def shape(self) -> tx.Shape:
+        return self.a.shape[1:]
+
+
+@dataclass(frozen=True)
+class TopLeft(tx.Expr):
+    """Only position (0, 0) of every (sample, channel) map."""
+
+    a: tx.Expr
+
+    @property
+    def shape(self) -> tx.Shape:
+        return self.a.shape[:2]
+
+
+@dataclass(frozen=True)
+class StepAt(tx.Expr):
+    """Step function with a chosen value at 0 (``"1/2"``: SymPy's ``Heaviside`` default)."""
+
+    a: tx.Expr
+    at_zero: str
+
+    @property
+    def shape(self) -> tx.Shape:
+        return self.a.shape
+
+
+@dataclass(frozen=True)
+class RouteEveryMax(tx.Expr):
+    """Pooling routing that gives the whole gradient to every entry equal to the maximum."""
+
+    a: tx.Expr
+    grad: tx.Expr
+    size: int
+
+    @property
+    def shape(self) -> tx.Shape:
+        return self.a.shape
+
+
+@dataclass(frozen=True)
+class SquaredError(tx.Expr):
+    """Scalar loss ``sum (output - target)^2``: the quadratic cost without its 1/2."""
+
+    output: tx.Expr
+    target: tx.Expr
+    reduction: str
+
+    @property
+    def shape(self) -> tx.Shape:
+        return ()
+
+
+def _zeros_like_rows(a: np.ndarray) -> np.ndarray:
+    out = np.empty(a[..., :1, :].shape, dtype=object)
+    out.fill(sp.Integer(0))
+    return out
+
+
+def _route_every_max(reading, e: RouteEveryMax) -> np.ndarray:
+    a, g = reading(e.a), reading(e.grad)
+    out = np.empty(a.shape, dtype=object)
+    for index, cells in reading._windows(a, e.size):
+        window = [a[cell] for cell in cells]
+        for position, cell in enumerate(cells):
+            me = window[position]
+            ties = [sp.Heaviside(me - o, 1) for p, o in enumerate(window) if p != position]
+            out[cell] = g[index] * sp.Mul(*ties)
+    return out
+
+
+def _squared_error(reading, e: SquaredError) -> np.ndarray:
+    per_entry = symbolic._elementwise(lambda o, y: (o - y) ** 2, reading(e.output), reading(e.target))
+    return reading._reduce(per_entry, e.reduction)
+
+
+SYMBOLIC_READINGS: dict[str, Callable] = {
+    "read_Turn180": lambda r, e: r(e.a)[..., ::-1, ::-1],
+    "read_ShiftRows": lambda r, e: np.concatenate([r(e.a)[..., 1:, :], _zeros_like_rows(r(e.a))], axis=-2),
+    "read_SwapSpatial": lambda r, e: np.swapaxes(r(e.a), -1, -2),
+    "read_FirstSample": lambda r, e: r(e.a)[0],
+    "read_TopLeft": lambda r, e: r(e.a)[:, :, 0, 0],
+    "read_StepAt": lambda r, e: symbolic._elementwise(
+        lambda u: sp.Heaviside(u, sp.Rational(e.at_zero)), r(e.a)
+    ),
+    "read_RouteEveryMax": _route_every_max,
+    "read_SquaredError": _squared_error,
+}
+TEXT_READINGS: dict[str, Callable] = {
+    "read_Turn180": lambda t, e: f"turn180({t(e.a)})",
+    "read_ShiftRows": lambda t, e: f"shift_rows({t(e.a)})",
+    "read_SwapSpatial": lambda t, e: f"swap_hw({t(e.a)})",
+    "read_FirstSample": lambda t, e: f"{t(e.a)}[0]",
+    "read_TopLeft": lambda t, e: f"{t(e.a)}[:, :, 0, 0]",
+    "read_StepAt": lambda t, e: f"H({t(e.a)}, H(0) = {e.at_zero})",
+    "read_RouteEveryMax": lambda t, e: f"route_every_max({t(e.a)}, {t(e.grad)})",
+    "read_SquaredError": lambda t, e: f"{e.reduction} ({t(e.output)} - {t(e.target)})^2",
+}
+
+
+@contextlib.contextmanager
+def installed(monkeypatch: pytest.MonkeyPatch | None = None) -> Iterator[None]:
+    """The test-only nodes' readings, present only inside the block."""
+    with contextlib.ExitStack() as stack:
+        mp = monkeypatch or stack.enter_context(pytest.MonkeyPatch.context())
+        for name, method in SYMBOLIC_READINGS.items():
+            mp.setattr(symbolic.SymbolicReading, name, method, raising=False)
+        for name, method in TEXT_READINGS.items():
+            mp.setattr(TextReading, name, method, raising=False)
+        yield
+
+
+# ------------------------------------------- sums written with the language
+
+
+def plus(a: tx.Expr, b: tx.Expr) -> tx.Expr:
+    """``a + b`` as ``a - ((b - b) - b)``: the language has a difference but no sum."""
+    return tx.Difference(a, tx.Difference(tx.Difference(b, b), b))
+
+
+def one_like(a: tx.Expr) -> tx.Expr:
+    """The constant 1 shaped like ``a``, as ``1 - (a - a)``."""
+    return tx.OneMinus(tx.Difference(a, a))
+
+
+# ------------------------------------------------------------- networks
+
+# Small networks that put a rule into the chain where no built-in does cheaply:
+# a second convolution (its dX is backpropagated) and sigmoid hidden layers
+# under a quadratic cost (the sigmoid rule is not fused into the loss).
+TEST_SPECS = {
+    "two_conv": """\
+name = "two_conv"
+input = [1, 5, 5]
+loss = "bce"
+[[layers]]
+type = "conv2d"
+filters = 2
+kernel = 2
+[[layers]]
+type = "relu"
+[[layers]]
+type = "conv2d"
+filters = 1
+kernel = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+units = 1
+[[layers]]
+type = "sigmoid"
+""",
+    "sigmoid_mlp": """\
+name = "sigmoid_mlp"
+input = [2]
+loss = "mse"
+reduction = "sum"
+[[layers]]
+type = "dense"
+units = 2
+[[layers]]
+type = "sigmoid"
+[[layers]]
+type = "dense"
+units = 1
+[[layers]]
+type = "sigmoid"
+""",
+}
+
+
+def network_named(name: str) -> Network:
+    if name in TEST_SPECS:
+        return build(parse(TEST_SPECS[name], source=f"<test {name}>"))
+    return build(load(name))
+
+
+# ------------------------------------------------------------- mutation
+
+
+def _kind(step: Step) -> str:
+    return step.layer.type if step.layer else "loss"
+
+
+def replace_rule(network: Network, layer: str, target: str, make) -> Network:
+    """``network`` with the rule of the ``layer`` step for ``target`` replaced by ``make(step)``.
+
+    ``layer`` is the layer type ("loss" for the loss step); it tells apart two
+    steps that differentiate the same tensor (a sigmoid and the fused loss).
     """
-    steps = []
-    for step in network.steps:
-        kind = step.layer.type if step.layer else "loss"
-        if target in step.rules and (layer is None or layer == kind):
-            rules = dict(step.rules)
-            rules[target] = make(rules[target], step)
-            step = dataclasses.replace(step, rules=rules)
-        steps.append(step)
+    hits = [i for i, s in enumerate(network.steps) if _kind(s) == layer and target in s.rules]
+    assert len(hits) == 1, (layer, target, hits)
+    steps = list(network.steps)
+    step = steps[hits[0]]
+    steps[hits[0]] = dataclasses.replace(step, rules={**step.rules, target: make(step)})
     return dataclasses.replace(network, steps=tuple(steps))
 
 
-def flipped_kernel_weight_gradient(network, mp):
-    """dW = true convolution of X with dZ (gradient kernel turned 180 degrees)."""
-    original = symbolic.SymbolicReading.read_Correlate
-
-    def read(self, e):
-        if not e.weight_form:
-            return original(self, e)
-        g = self(e.kernel)
-        flipped = g[:, :, ::-1, ::-1]
-        return original(_Bound(self, {e.kernel: flipped}), e)
-
-    mp.setattr(symbolic.SymbolicReading, "read_Correlate", read)
-    return network
+def replace_loss_forward(network: Network, make) -> Network:
+    """``network`` with the loss step's forward map replaced by ``make(step)``."""
+    *body, loss = network.steps
+    return dataclasses.replace(network, steps=(*body, dataclasses.replace(loss, forward=make(loss))))
 
 
-class _Bound:
-    """A reading that answers chosen sub-expressions with given arrays."""
-
-    def __init__(self, reading, overrides):
-        self.reading, self.overrides = reading, overrides
-
-    def __call__(self, expr):
-        return self.overrides[expr] if expr in self.overrides else self.reading(expr)
-
-    def __getattr__(self, name):
-        return getattr(self.reading, name)
+def _g(step: Step) -> tx.Tensor:
+    return step.upstream
 
 
-def unflipped_kernel_input_gradient(network, mp):
-    """dX = correlation of the padded dZ with W, forgetting to turn the kernel."""
-    original = symbolic.SymbolicReading.read_FullConvolve
-
-    def read(self, e):
-        k = self(e.kernel)
-        return original(_Bound(self, {e.kernel: k[:, :, ::-1, ::-1]}), e)
-
-    mp.setattr(symbolic.SymbolicReading, "read_FullConvolve", read)
-    return network
+def _param(step: Step, stem: str) -> tx.Tensor:
+    return next(p for p in step.params if p.name.startswith(stem))
 
 
-def off_by_one_window(network, mp):
-    """dW[m,n] = sum X[i+m+1, j+n] dZ[i,j] (wrapping at the border)."""
-    original = symbolic.SymbolicReading.read_Correlate
-
-    def read(self, e):
-        if not e.weight_form:
-            return original(self, e)
-        x = self(e.x)
-        import numpy as np
-
-        return original(_Bound(self, {e.x: np.roll(x, -1, axis=2)}), e)
-
-    mp.setattr(symbolic.SymbolicReading, "read_Correlate", read)
-    return network
+def _scaled_like(rule: tx.BatchScale, body: tx.Expr) -> tx.BatchScale:
+    """``body`` under the batch reduction of a loss rule ``BatchScale(A - Y, reduction)``."""
+    return tx.BatchScale(body, rule.reduction)
 
 
-def transposed_dense_gradient(network, mp):
-    """dW = dZ^T F instead of F^T dZ (the shapes agree for a square layer)."""
-    return replace_rule(network, "W2", lambda old, step: tx.MatMul(tx.Transpose(old.b), old.a.a))
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    mistake: str  # the textbook or blog mistake, in words
+    network: str  # built-in network or a key of TEST_SPECS
+    apply: Callable[[Network], Network]
+    must_fail: tuple[str, ...]  # "level name" of the proof records that must fail
+
+    def network_under_test(self) -> Network:
+        return self.apply(network_named(self.network))
 
 
-def missing_bias_batch_sum(network, mp):
-    """dB1 summed over positions but taken from the first sample only."""
-    return replace_rule(network, "B1", lambda old, step: tx.SumAxes(old.a, (2, 3)))
+E2E_ALL_SMALL_CNN = ("end-to-end dL/dW1", "end-to-end dL/dB1", "end-to-end dL/dW2", "end-to-end dL/dB2")
+E2E_ALL_MLP = E2E_ALL_SMALL_CNN
 
-
-def doubled_bias_sum(network, mp):
-    """dB2 = sum(dZ2) + sum(dZ2)."""
-    original = symbolic.SymbolicReading.read_SumAxes
-
-    def read(self, e):
-        return 2 * original(self, e)
-
-    mp.setattr(symbolic.SymbolicReading, "read_SumAxes", read)
-    return network
-
-
-def relu_derivative_half_at_zero(network, mp):
-    """ReLU'(0) = 1/2, SymPy's default Heaviside(0)."""
-    mp.setattr(
-        symbolic.SymbolicReading,
-        "read_StepMask",
-        lambda self, e: symbolic._elementwise(sp.Heaviside, self(e.a)),
-    )
-    return network
-
-
-def relu_derivative_one_at_zero(network, mp):
-    """ReLU'(0) = 1."""
-    mp.setattr(
-        symbolic.SymbolicReading,
-        "read_StepMask",
-        lambda self, e: symbolic._elementwise(lambda u: sp.Heaviside(u, 1), self(e.a)),
-    )
-    return network
-
-
-def pooling_to_every_tied_entry(network, mp):
-    """Every entry equal to the window maximum receives the whole gradient."""
-
-    def indicator(window, position):
-        me = window[position]
-        return sp.Mul(*[sp.Heaviside(me - o, 1) for i, o in enumerate(window) if i != position])
-
-    mp.setattr(symbolic, "first_max_indicator", indicator)
-    return network
-
-
-def pooling_wrong_window(network, mp):
-    """The gradient of output (i, j) is routed inside window (j, i)."""
-    original = symbolic.SymbolicReading.read_RouteMax
-
-    def read(self, e):
-        g = self(e.grad)
-        return original(_Bound(self, {e.grad: g.transpose(0, 1, 3, 2)}), e)
-
-    mp.setattr(symbolic.SymbolicReading, "read_RouteMax", read)
-    return network
-
-
-def a2_plus_y(network, mp):
-    """dL/dZ2 = A2 + Y."""
-    mp.setattr(
-        symbolic.SymbolicReading,
-        "read_Difference",
-        lambda self, e: symbolic._elementwise(lambda u, v: u + v, self(e.a), self(e.b)),
-    )
-    return network
-
-
-def bce_with_extra_sigmoid_factor(network, mp):
-    """dL/dZ2 = (A2 - Y) A2 (1 - A2): the MSE chain applied to BCE."""
-
-    def make(old, step):
-        a2 = old.a.a
-        return tx.BatchScale(tx.Product(old.a, tx.Product(a2, tx.OneMinus(a2))), old.reduction)
-
-    return replace_rule(network, network.steps[-1].input.name, make, layer="loss")
-
-
-def missing_half_in_quadratic_cost(network, mp):
-    """The cost is sum (O - Y)^2 without the 1/2, the rule still O - Y."""
-    mp.setattr(
-        symbolic.SymbolicReading,
-        "read_HalfSquaredError",
-        lambda self, e: self._reduce(
-            symbolic._elementwise(lambda o, y: (o - y) ** 2, self(e.output), self(e.target)), e.reduction
+CATALOGUE: list[Mutant] = [
+    Mutant(
+        "conv_dW_true_convolution",
+        "dW1 = convolve(X, dZ1): true convolution (gradient turned 180 degrees) instead of correlation",
+        "small_cnn",
+        lambda n: replace_rule(n, "conv2d", "W1", lambda s: tx.Correlate(s.input, Turn180(_g(s)))),
+        ("local conv2d: dL/dW1", "end-to-end dL/dW1"),
+    ),
+    Mutant(
+        "conv_dX_kernel_not_turned",
+        "dX = correlate(pad(dZ1), W1): the kernel not turned 180 degrees",
+        "small_cnn",
+        lambda n: replace_rule(n, "conv2d", "X", lambda s: tx.FullConvolve(_g(s), Turn180(_param(s, "W")))),
+        ("local conv2d: dL/dX",),
+    ),
+    Mutant(
+        "conv_dX_kernel_not_turned_in_chain",
+        "dA1 = correlate(pad(dZ2), W2) for a second convolution: the unturned kernel backpropagated",
+        "two_conv",
+        lambda n: replace_rule(n, "conv2d", "A1", lambda s: tx.FullConvolve(_g(s), Turn180(_param(s, "W")))),
+        ("local conv2d: dL/dA1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "conv_dW_window_off_by_one",
+        "dW1[m,n] = sum X[i+m+1, j+n] dZ1[i,j]: the window one row off",
+        "small_cnn",
+        lambda n: replace_rule(n, "conv2d", "W1", lambda s: tx.Correlate(ShiftRows(s.input), _g(s))),
+        ("local conv2d: dL/dW1", "end-to-end dL/dW1"),
+    ),
+    Mutant(
+        "dense_dW_transposed",
+        "dW2 = dZ2^T A1 instead of A1^T dZ2 (the shapes agree for a square layer)",
+        "mlp",
+        lambda n: replace_rule(n, "dense", "W2", lambda s: tx.MatMul(tx.Transpose(_g(s)), s.input)),
+        ("local dense: dL/dW2", "end-to-end dL/dW2"),
+    ),
+    Mutant(
+        "dense_dX_W_not_transposed",
+        "dA1 = dZ2 W2 instead of dZ2 W2^T",
+        "mlp",
+        lambda n: replace_rule(n, "dense", "A1", lambda s: tx.MatMul(_g(s), _param(s, "W"))),
+        ("local dense: dL/dA1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "conv_dB_no_batch_sum",
+        "dB1 = sum over positions of the first sample's dZ1: the batch sum forgotten",
+        "small_cnn",
+        lambda n: replace_rule(n, "conv2d", "B1", lambda s: tx.SumAxes(FirstSample(_g(s)), (1, 2))),
+        # one sample end to end cannot see a batch sum; the local proof at batch 2 does
+        ("local conv2d: dL/dB1",),
+    ),
+    Mutant(
+        "conv_dB_per_sample",
+        "dB1 = dZ1 summed over positions only: a per-sample (N, F) bias gradient",
+        "small_cnn",
+        lambda n: replace_rule(n, "conv2d", "B1", lambda s: tx.SumAxes(_g(s), (2, 3))),
+        ("local conv2d: dL/dB1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "conv_dB_no_spatial_sum",
+        "dB1 = dZ1[:, :, 0, 0] summed over the batch: the sum over positions forgotten",
+        "small_cnn",
+        lambda n: replace_rule(n, "conv2d", "B1", lambda s: tx.SumAxes(TopLeft(_g(s)), (0,))),
+        ("local conv2d: dL/dB1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "dense_dB_doubled",
+        "dB2 = sum(dZ2) + sum(dZ2): the bias gradient accumulated twice",
+        "small_cnn",
+        lambda n: replace_rule(n, "dense", "B2", lambda s: plus(s.rules["B2"], s.rules["B2"])),
+        ("local dense: dL/dB2", "end-to-end dL/dB2"),
+    ),
+    Mutant(
+        "relu_half_at_zero",
+        "ReLU'(0) = 1/2 (SymPy's Heaviside(0) default)",
+        "small_cnn",
+        lambda n: replace_rule(n, "relu", "Z1", lambda s: tx.Product(_g(s), StepAt(s.input, "1/2"))),
+        ("convention ReLU'(0) = 0 (Z1)",),
+    ),
+    Mutant(
+        "relu_one_at_zero",
+        "ReLU'(0) = 1 (mask z >= 0)",
+        "small_cnn",
+        lambda n: replace_rule(n, "relu", "Z1", lambda s: tx.Product(_g(s), StepAt(s.input, "1"))),
+        ("convention ReLU'(0) = 0 (Z1)",),
+    ),
+    Mutant(
+        "pool_every_tied_entry",
+        "max-pool gradient to every entry equal to the window maximum",
+        "small_cnn",
+        lambda n: replace_rule(
+            n, "maxpool2d", "A1", lambda s: RouteEveryMax(s.input, _g(s), s.layer.options["size"])
         ),
-    )
-    return network
-
-
-def sum_instead_of_mean(network, mp):
-    """dL/dZ2 = A2 - Y for a batch mean (the 1/N forgotten)."""
-    return replace_rule(
-        network, network.steps[-1].input.name, lambda old, step: tx.BatchScale(old.a, "sum"), layer="loss"
-    )
-
-
-def mean_instead_of_sum(network, mp):
-    """dL/dA2 = (A2 - Y) / N for a batch sum."""
-    return replace_rule(
-        network, network.steps[-1].input.name, lambda old, step: tx.BatchScale(old.a, "mean"), layer="loss"
-    )
-
-
-def sigmoid_derivative_without_one_minus(network, mp):
-    """dZ = dA * A, dropping the (1 - A) factor."""
-
-    def make(old, step):
-        return tx.Product(old.a, old.b.a)
-
-    sigmoid_input = next(s.input.name for s in network.steps if s.layer and s.layer.type == "sigmoid")
-    return replace_rule(network, sigmoid_input, make, layer="sigmoid")
-
-
-# (mutant, network it applies to)
-CATALOGUE = [
-    (flipped_kernel_weight_gradient, "small_cnn"),
-    (unflipped_kernel_input_gradient, "small_cnn"),
-    (off_by_one_window, "small_cnn"),
-    (transposed_dense_gradient, "mlp"),
-    (missing_bias_batch_sum, "small_cnn"),
-    (doubled_bias_sum, "small_cnn"),
-    (relu_derivative_half_at_zero, "small_cnn"),
-    (relu_derivative_one_at_zero, "small_cnn"),
-    (pooling_to_every_tied_entry, "small_cnn"),
-    (pooling_wrong_window, "small_cnn"),
-    (a2_plus_y, "small_cnn"),
-    (bce_with_extra_sigmoid_factor, "small_cnn"),
-    (missing_half_in_quadratic_cost, "mlp"),
-    (sum_instead_of_mean, "small_cnn"),
-    (mean_instead_of_sum, "mlp"),
-    (sigmoid_derivative_without_one_minus, "small_cnn"),
+        ("convention pooling ties go to the first maximum (A1)",),
+    ),
+    Mutant(
+        "pool_wrong_window",
+        "max-pool gradient of output (i, j) routed inside window (j, i)",
+        "small_cnn",
+        lambda n: replace_rule(
+            n, "maxpool2d", "A1", lambda s: tx.RouteMax(s.input, SwapSpatial(_g(s)), s.layer.options["size"])
+        ),
+        (
+            # a tied window routes to the wrong window too
+            "convention pooling ties go to the first maximum (A1)",
+            "local maxpool2d: dL/dA1",
+            "end-to-end dL/dW1",
+            "end-to-end dL/dB1",
+        ),
+    ),
+    Mutant(
+        "flatten_column_major",
+        "flatten gradient unflattened column-major (dP1 = reshape(dF)^T)",
+        "small_cnn",
+        lambda n: replace_rule(n, "flatten", "P1", lambda s: SwapSpatial(tx.Reshape(_g(s), s.input.shape))),
+        ("local flatten: dL/dP1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "bce_a2_plus_y",
+        "dL/dZ2 = A2 + Y (sign slip)",
+        "small_cnn",
+        lambda n: replace_rule(
+            n, "loss", "Z2", lambda s: _scaled_like(s.rules["Z2"], plus(s.rules["Z2"].a.a, s.rules["Z2"].a.b))
+        ),
+        ("local bce loss: dL/dZ2", *E2E_ALL_SMALL_CNN),
+    ),
+    Mutant(
+        "bce_with_sigmoid_factor",
+        "dL/dZ2 = (A2 - Y) A2 (1 - A2): the quadratic-cost chain applied to BCE",
+        "small_cnn",
+        lambda n: replace_rule(
+            n,
+            "loss",
+            "Z2",
+            lambda s: _scaled_like(
+                s.rules["Z2"],
+                tx.Product(s.rules["Z2"].a, tx.Product(s.rules["Z2"].a.a, tx.OneMinus(s.rules["Z2"].a.a))),
+            ),
+        ),
+        ("local bce loss: dL/dZ2", *E2E_ALL_SMALL_CNN),
+    ),
+    Mutant(
+        "mse_missing_half",
+        "the cost is sum (A2 - Y)^2 without its 1/2 while the rule stays dA2 = A2 - Y",
+        "mlp",
+        lambda n: replace_loss_forward(n, lambda s: SquaredError(s.input, n.target, s.forward.reduction)),
+        ("local mse loss: dL/dA2", *E2E_ALL_MLP),
+    ),
+    Mutant(
+        "bce_sum_for_mean",
+        "dL/dZ2 = A2 - Y for a batch mean: the 1/N forgotten",
+        "small_cnn",
+        lambda n: replace_rule(n, "loss", "Z2", lambda s: tx.BatchScale(s.rules["Z2"].a, "sum")),
+        # end to end runs one sample, where mean and sum agree; the local proof runs two
+        ("local bce loss: dL/dZ2",),
+    ),
+    Mutant(
+        "mse_mean_for_sum",
+        "dL/dA2 = (A2 - Y) / N for a batch sum",
+        "mlp",
+        lambda n: replace_rule(n, "loss", "A2", lambda s: tx.BatchScale(s.rules["A2"].a, "mean")),
+        ("local mse loss: dL/dA2",),
+    ),
+    Mutant(
+        "sigmoid_a_times_one_plus_a",
+        "sigmoid'(z) = A (1 + A)",
+        "sigmoid_mlp",
+        lambda n: replace_rule(
+            n,
+            "sigmoid",
+            "Z1",
+            lambda s: tx.Product(_g(s), tx.Product(s.output, plus(one_like(s.output), s.output))),
+        ),
+        ("local sigmoid: dL/dZ1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "sigmoid_without_upstream",
+        "dZ1 = A1 (1 - A1): the upstream gradient dA1 dropped",
+        "sigmoid_mlp",
+        lambda n: replace_rule(n, "sigmoid", "Z1", lambda s: tx.Product(s.output, tx.OneMinus(s.output))),
+        ("local sigmoid: dL/dZ1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "sigmoid_without_one_minus",
+        "dZ2 = dA2 A2: the (1 - A2) factor dropped",
+        "sigmoid_mlp",
+        lambda n: replace_rule(n, "sigmoid", "Z2", lambda s: tx.Product(_g(s), s.output)),
+        ("local sigmoid: dL/dZ2", *E2E_ALL_MLP),
+    ),
 ]
+
+
+def failed_obligations(records) -> list[str]:
+    return [f"{r.level} {r.name}" for r in records if not r.holds]
