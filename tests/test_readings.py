@@ -22,6 +22,8 @@ def test_the_operation_list_is_complete():
     import derive.texpr as texpr
 
     defined = {
-        obj for obj in vars(texpr).values() if isinstance(obj, type) and issubclass(obj, Expr) and obj is not Expr
+        obj
+        for obj in vars(texpr).values()
+        if isinstance(obj, type) and issubclass(obj, Expr) and obj is not Expr
     }
     assert defined == set(OPERATIONS)
