@@ -29,21 +29,25 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import sympy as sp
 
-from derive import canonical
 from derive import layers as kinds
 from derive import texpr as tx
+from derive.canonical import NormalForm, Polynomial, add_into, equal, prune, vanishes
 from derive.network import LOSS_NAME, Network, Step, gradient_name
+from derive.spec import forward_terms
 from derive.statement import tensor_label, text
 from derive.symbolic import (
     SymbolicReading,
+    free_symbols,
     sigmoid_formula,
     sigmoid_lemma_holds,
     symbol_array,
     window_lemma_holds,
 )
+from derive.tangent import Tangent
 
 LOCAL_BATCH = 2
-END_TO_END_BATCH = 1
+# Largest whole-batch forward graph (multiply-adds) proven end to end at the spec's batch.
+END_TO_END_TERMS = 20_000
 
 
 @dataclass
@@ -75,55 +79,83 @@ def _index_label(name: str, index: tuple[int, ...]) -> str:
     return f"{tensor_label(gradient_name(name))}[{','.join(map(str, index))}]"
 
 
-def _directions(theta: np.ndarray) -> np.ndarray:
-    """Fresh independent symbols ``c_k``, one per entry of ``theta``."""
-    out = np.empty(theta.shape, dtype=object)
-    for n, index in enumerate(np.ndindex(theta.shape)):
-        out[index] = sp.Dummy(f"c{n}")
-    return out
-
-
-def _compare(
-    name: str, derived: sp.Expr, rule: np.ndarray, directions: np.ndarray
-) -> tuple[bool, str | None]:
-    """Exact: ``derived == sum_k c_k rule[k]`` as a polynomial in the independent ``c_k``.
-
-    ``derived`` is linear in the directions, so the identity holds iff the
-    coefficient of every ``c_k`` vanishes, i.e. iff it holds entry by entry;
-    one expansion checks all entries. On failure the first entry whose
-    coefficient does not vanish is reported.
-    """
-    expected_shape = directions.shape
-    if rule.shape != expected_shape:
-        return False, f"{tensor_label(gradient_name(name))}: shape {rule.shape} != {expected_shape}"
-    atoms = canonical.Atoms()
-    claimed = sp.Add(*[directions[i] * rule[i] for i in np.ndindex(rule.shape)])
-    if canonical.equal(derived, claimed, atoms):
-        return True, None
-    difference = sp.expand(sp.numer(sp.together(sp.expand(atoms.abstract(derived - claimed)))))
-    for index in np.ndindex(rule.shape):
-        if difference.coeff(directions[index]) != 0:
-            return False, _index_label(name, index)
-    return False, tensor_label(gradient_name(name))
-
-
-def _directional_derivative(scalar: sp.Expr, theta: np.ndarray, directions: np.ndarray) -> sp.Expr:
-    """SymPy's derivative of ``scalar(theta + eps c)`` with respect to ``eps``, at ``eps = 0``.
-
-    By the chain rule this is ``sum_k c_k d scalar / d theta_k``: one call to
-    ``diff`` yields every partial derivative, as the coefficient of its ``c_k``.
-    """
-    eps = sp.Dummy("eps")
-    moved = scalar.xreplace({theta[i]: theta[i] + eps * directions[i] for i in np.ndindex(theta.shape)})
-    return moved.diff(eps).xreplace({eps: 0})
-
-
 def _concrete(shape: tx.Shape, batch: int) -> tuple[int, ...]:
     return tuple(batch if d == tx.BATCH else d for d in shape)
 
 
 def _fresh(tensor: tx.Tensor, batch: int) -> np.ndarray:
     return symbol_array(tensor.name, _concrete(tensor.shape, batch))
+
+
+@dataclass
+class Perturbation:
+    """``theta + eps c``: a tensor moved along a symbolic direction ``c`` by a scalar ``eps``.
+
+    SymPy's derivative of a scalar ``f(theta + eps c)`` with respect to ``eps``,
+    at ``eps = 0``, is ``sum_k c_k df/dtheta_k`` (chain rule): one call to
+    ``diff`` yields every partial derivative, as the coefficient of its
+    ``c_k``. Each differentiated tensor gets its own ``eps``.
+    """
+
+    name: str
+    base: np.ndarray
+    eps: sp.Symbol
+    directions: np.ndarray
+
+    @classmethod
+    def of(cls, name: str, base: np.ndarray) -> Perturbation:
+        directions = np.empty(base.shape, dtype=object)
+        for n, index in enumerate(np.ndindex(base.shape)):
+            directions[index] = sp.Dummy(f"c{n}")
+        return cls(name, base, sp.Dummy(f"eps_{name}"), directions)
+
+    @property
+    def moved(self) -> np.ndarray:
+        out = np.empty(self.base.shape, dtype=object)
+        for index in np.ndindex(self.base.shape):
+            out[index] = self.base[index] + self.eps * self.directions[index]
+        return out
+
+
+def _perturb(env: dict[str, np.ndarray], names: list[str]) -> tuple[dict[str, Perturbation], NormalForm]:
+    """Move the named tensors of ``env`` in place; a normal form that reads every ``eps`` as 0."""
+    moves = {name: Perturbation.of(name, env[name]) for name in names}
+    for name, move in moves.items():
+        env[name] = move.moved
+    return moves, NormalForm(vanishing=[m.eps for m in moves.values()])
+
+
+def _compare(
+    normal: NormalForm, move: Perturbation, derivative: Polynomial, rule: np.ndarray
+) -> tuple[bool, str | None]:
+    """Exact, entry by entry: the coefficient of each ``c_k`` in SymPy's derivative equals ``rule[k]``.
+
+    The derivative is linear in the directions, so its normal form splits into
+    one polynomial per entry; each is compared with the normal form of that
+    entry of the rule. A failure names the first failing entry and how many
+    entries fail in all.
+    """
+    name = move.name
+    if rule.shape != move.directions.shape:
+        return False, f"{tensor_label(gradient_name(name))}: shape {rule.shape} != {move.directions.shape}"
+    entry_of = {normal.symbol_variable(move.directions[i]): i for i in np.ndindex(rule.shape)}
+    coefficients: dict[tuple[int, ...], Polynomial] = {i: {} for i in np.ndindex(rule.shape)}
+    for monomial, value in derivative.items():
+        hits = [v for v in monomial if v in entry_of]
+        if len(hits) != 1:  # cannot happen for a first derivative; refuse rather than guess
+            return False, f"{tensor_label(gradient_name(name))}: derivative not linear in the direction"
+        at = monomial.index(hits[0])
+        coefficients[entry_of[hits[0]]][monomial[:at] + monomial[at + 1 :]] = value
+    failing = []
+    for index in np.ndindex(rule.shape):
+        remainder = dict(coefficients[index])
+        add_into(remainder, normal(rule[index]), -1)
+        if not vanishes(normal, prune(remainder)):
+            failing.append(_index_label(name, index))
+    if not failing:
+        return True, None
+    more = f" (and {len(failing) - 1} more of {rule.size})" if len(failing) > 1 else ""
+    return False, failing[0] + more
 
 
 def _producer(network: Network, name: str) -> Step | None:
@@ -156,7 +188,8 @@ def _sigmoid_bce_identity() -> ProofRecord:
         y, a = sp.symbols("Y A", real=True)
         loss = -(y * sp.log(a) + (1 - y) * sp.log(1 - a))
         product = loss.diff(a).subs(a, sigmoid_formula(z)) * sigmoid_formula(z).diff(z)
-        holds = canonical.equal(product, sigmoid_formula(z) - y)
+        e = sp.Symbol("e", positive=True)  # e = exp(-Z): both sides are rational in e
+        holds = sp.cancel(sp.together((product - (sigmoid_formula(z) - y)).subs(sp.exp(-z), e))) == 0
         return holds, None if holds else "dL/dZ"
 
     return _timed(record, check)
@@ -178,7 +211,7 @@ def _logit_form_identity() -> ProofRecord:
         e = sp.Symbol("e", positive=True)  # e = exp(-Z)
         slope = (textbook.diff(z) - logit_form.diff(z)).subs({sp.exp(-z): e, sp.exp(z): 1 / e})
         same_slope = sp.cancel(sp.together(slope)) == 0
-        same_at_zero = sp.simplify(sp.expand_log((textbook - logit_form).subs(z, 0), force=True)) == 0
+        same_at_zero = sp.expand(sp.expand_log((textbook - logit_form).subs(z, 0), force=True)) == 0
         return same_slope and same_at_zero, None if same_slope and same_at_zero else "L"
 
     return _timed(record, check)
@@ -280,92 +313,171 @@ def _pooling_ties(network: Network, step: Step) -> ProofRecord:
     return _timed(record, check)
 
 
-# -------------------------------------------------------------- local proofs
+# -------------------------------------------------------------- settings
 
 
-def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
-    batch = LOCAL_BATCH
+@dataclass
+class Setting:
+    """A scalar to differentiate, the tensors moved along their directions, and its readings.
+
+    ``scalar`` is built from the *moved* tensors; so are the rules read with
+    ``reading``. ``normal`` reads every ``eps`` as 0, so both sides are seen at
+    the base point, and it is shared so that equal atoms are one variable.
+    """
+
+    scalar: sp.Expr
+    moves: dict[str, Perturbation]
+    normal: NormalForm
+    reading: SymbolicReading
+    batch: int
+
+    def derivative(self, name: str) -> Polynomial:
+        """``sum_k c_k d scalar / d name[k]``, in normal form."""
+        return Tangent(self.normal, self.moves[name].eps)(self.scalar)
+
+
+def local_setting(network: Network, step: Step, batch: int = LOCAL_BATCH) -> Setting:
+    """``sum_o G[o] out[o]`` for fresh upstream symbols ``G`` (the loss itself for the loss step)."""
     env: dict[str, np.ndarray] = {step.input.name: _fresh(step.input, batch)}
     for p in step.params:
         env[p.name] = _fresh(p, batch)
     if step.output.name == LOSS_NAME:
         env[network.target.name] = _fresh(network.target, batch)
+    moves, normal = _perturb(env, list(step.rules))
     reading = SymbolicReading(env, batch)
     out = reading(step.forward)
     env[step.output.name] = out
-    if step.upstream is not None:
+    if step.upstream is None:
+        scalar = out.item()
+    else:
         g = symbol_array("G", out.shape)
         env[step.upstream.name] = g
-        total = sp.Add(*(g * out).ravel())
-        contraction = f"sum_o G[o] d{step.output.name}[o]"
-    else:
-        total = out.item()
-        contraction = f"d{LOSS_NAME}"
-
-    records = []
-    for target, expr in step.rules.items():
+        scalar = sp.Add(*(g * out).ravel())
+    for expr in step.rules.values():
         _bind_rule_inputs(network, reading, expr)
-        theta = env[target]
-        layer = step.layer.type if step.layer else f"{network.spec.loss} loss"
-        record = ProofRecord(
-            "local",
-            f"{layer}: {tensor_label(gradient_name(target))}",
-            f"{tensor_label(gradient_name(target))} = {text(expr)}",
-            theta.size,
-            f"{step.rule.kind}; {contraction}/d{target}[k], batch {batch}",
-        )
-
-        def check(theta=theta, target=target, expr=expr):
-            directions = _directions(theta)
-            derived = _directional_derivative(total, theta, directions)
-            return _compare(target, derived, reading(expr), directions)
-
-        records.append(_timed(record, check))
-    return records
+    return Setting(scalar, moves, normal, reading, batch)
 
 
-# -------------------------------------------------------- end-to-end proofs
-
-
-def _end_to_end(network: Network, progress) -> list[ProofRecord]:
-    batch = END_TO_END_BATCH
+def end_to_end_setting(network: Network, batch: int) -> Setting:
+    """The whole loss of ``batch`` samples, every parameter moved; the composed rules in ``env``."""
     env = {
         network.input.name: _fresh(network.input, batch),
         network.target.name: _fresh(network.target, batch),
     }
     for p in network.params:
         env[p.name] = _fresh(p, batch)
+    moves, normal = _perturb(env, [p.name for p in network.params])
     reading = SymbolicReading(env, batch)
     for step in network.steps:
         env[step.output.name] = reading(step.forward)
-    loss = env[LOSS_NAME].item()
-
-    composed: dict[str, tx.Expr] = {}
     for _step, target, expr in network.backward_plan():
         env[gradient_name(target)] = reading(expr)
-        composed[target] = expr
+    return Setting(env[LOSS_NAME].item(), moves, normal, reading, batch)
 
+
+def end_to_end_batch(network: Network) -> int:
+    """The spec's batch when the whole batch is small enough to prove at once, else one sample."""
+    whole = forward_terms(network.spec) * network.spec.batch
+    return network.spec.batch if whole <= END_TO_END_TERMS else 1
+
+
+# -------------------------------------------------------------- local proofs
+
+
+def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
+    setting = local_setting(network, step)
+    contraction = f"d{LOSS_NAME}" if step.upstream is None else f"sum_o G[o] d{step.output.name}[o]"
+    layer = step.layer.type if step.layer else f"{network.spec.loss} loss"
     records = []
-    free = loss.free_symbols
+    for target, expr in step.rules.items():
+        record = ProofRecord(
+            "local",
+            f"{layer}: {tensor_label(gradient_name(target))}",
+            f"{tensor_label(gradient_name(target))} = {text(expr)}",
+            setting.moves[target].base.size,
+            f"{step.rule.kind}; {contraction}/d{target}[k] for fresh G, batch {setting.batch}",
+        )
+
+        def check(target=target, expr=expr):
+            move = setting.moves[target]
+            return _compare(setting.normal, move, setting.derivative(target), setting.reading(expr))
+
+        records.append(_timed(record, check))
+    return records
+
+
+# ------------------------------------------------- batch: the per-sample reduction
+
+
+def _batch_reduction(network: Network) -> ProofRecord:
+    """The batch-sum rule: a batch's loss is the mean (sum) of per-sample losses of separate samples."""
+    reduction = network.spec.reduction
+    record = ProofRecord(
+        "batch",
+        f"per-sample {reduction} over the batch",
+        f"at batch {LOCAL_BATCH}, L is the {reduction} of the per-sample losses and every layer maps "
+        f"sample n from sample n alone; so dL/dtheta for a batch of any N is the {reduction} of "
+        "per-sample gradients, the form every proven rule has",
+        len(network.steps),
+        f"exact: L at batch {LOCAL_BATCH} against the {reduction} of single-sample losses (normal form); "
+        "free symbols of every layer output per sample",
+    )
+
+    def check():
+        for step in network.steps[:-1]:
+            env = {step.input.name: _fresh(step.input, LOCAL_BATCH)}
+            env.update({p.name: _fresh(p, LOCAL_BATCH) for p in step.params})
+            out = SymbolicReading(env, LOCAL_BATCH)(step.forward)
+            inputs = set(env[step.input.name].ravel())
+            for n in range(LOCAL_BATCH):
+                own = set(env[step.input.name][n].ravel())
+                read = set().union(*(free_symbols(v) for v in out[n].ravel())) & inputs
+                if not read <= own:
+                    return False, f"{step.output.name}[{n}] reads another sample"
+        loss = network.steps[-1]
+        env = {t.name: _fresh(t, LOCAL_BATCH) for t in (loss.input, network.target)}
+        whole = SymbolicReading(env, LOCAL_BATCH)(loss.forward).item()
+        per_sample = [
+            SymbolicReading({name: value[n : n + 1] for name, value in env.items()}, 1)(loss.forward).item()
+            for n in range(LOCAL_BATCH)
+        ]
+        combined = sp.Add(*per_sample) / (LOCAL_BATCH if reduction == "mean" else 1)
+        holds = equal(whole, combined)
+        return holds, None if holds else f"L is not the {reduction} of per-sample losses"
+
+    return _timed(record, check)
+
+
+# -------------------------------------------------------- end-to-end proofs
+
+
+def _end_to_end(network: Network, progress) -> list[ProofRecord]:
+    batch = end_to_end_batch(network)
+    setting = end_to_end_setting(network, batch)
+    env = setting.reading.env
+    samples = f"{batch} samples" if batch > 1 else "one sample"
+    records = []
     for p in network.params:
-        theta = env[p.name]
-        names = [_index_label(p.name, index) for index in np.ndindex(theta.shape)]
+        move = setting.moves[p.name]
+        rule = dict((t, e) for _, t, e in network.backward_plan())[p.name]
+        names = [_index_label(p.name, index) for index in np.ndindex(move.base.shape)]
         record = ProofRecord(
             "end-to-end",
             tensor_label(gradient_name(p.name)),
-            f"{tensor_label(gradient_name(p.name))} = {text(composed[p.name])}, "
-            "every entry against SymPy's derivative of the whole loss",
-            theta.size,
-            "SymPy's derivative of the whole loss of one sample along a symbolic direction c: "
-            "dL(theta + eps c)/deps at 0 = sum_k c_k dL/dtheta_k; every coefficient compared exactly",
-            entry_names=names if isinstance(composed[p.name], tx.Correlate) else [],
+            f"{tensor_label(gradient_name(p.name))} = {text(rule)}, "
+            "every entry against the derivative of the whole loss",
+            move.base.size,
+            f"derivative of the whole loss of {samples} along a symbolic direction c: "
+            "dL(theta + eps c)/deps at 0 = sum_k c_k dL/dtheta_k (sum and product rules over "
+            "the loss's expression graph, SymPy's derivative of each function); every coefficient "
+            "compared exactly",
+            entry_names=names if isinstance(rule, tx.Correlate) else [],
         )
 
-        def check(theta=theta, name=p.name):
-            directions = _directions(theta)
-            derived = _directional_derivative(loss, theta, directions)
+        def check(move=move):
+            derivative = setting.derivative(move.name)
             progress()
-            return _compare(name, derived, env[gradient_name(name)], directions)
+            return _compare(setting.normal, move, derivative, env[gradient_name(move.name)])
 
         records.append(_timed(record, check))
 
@@ -374,14 +486,14 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
         "count",
         "trainable parameters",
         f"L depends on exactly {declared} trainable parameters "
-        f"({' + '.join(str(theta.size) for theta in (env[p.name] for p in network.params))})",
+        f"({' + '.join(str(setting.moves[p.name].base.size) for p in network.params)})",
         declared,
         "free symbols of L",
     )
 
     def count_check():
-        params = {s for p in network.params for s in env[p.name].ravel()}
-        used = len(params & free)
+        params = {s for move in setting.moves.values() for s in move.base.ravel()}
+        used = len(params & free_symbols(setting.scalar))
         return used == declared, None if used == declared else f"L uses {used} of {declared}"
 
     records.append(_timed(count, count_check))
@@ -409,6 +521,7 @@ def prove(network: Network, progress: Callable[[], None] = lambda: None) -> list
         records += _local_proofs(network, step)
         progress()
     records += _end_to_end(network, progress)
+    records.append(_batch_reduction(network))
     return records
 
 

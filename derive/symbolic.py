@@ -32,15 +32,39 @@ def _max_derivative(n_args: int, index: int) -> tuple[tuple[sp.Symbol, ...], sp.
 
 @functools.cache
 def _relu_derivative() -> tuple[sp.Symbol, sp.Expr]:
-    """SymPy's own derivative of ``Max(0, t)``."""
+    """SymPy's own derivative of ``Max(0, t)``, its ``Heaviside`` written as ``step``."""
     t = sp.Symbol("t", real=True)
-    return t, sp.Max(0, t).diff(t)
+    return t, as_step(sp.Max(0, t).diff(t))
 
 
 @functools.cache
 def _window_derivative(n_args: int, index: int) -> tuple[tuple[sp.Symbol, ...], sp.Expr]:
+    """SymPy's derivative of ``Max``, split by the region lemma, in ``step`` form."""
     ts, derivative = _max_derivative(n_args, index)
-    return ts, split_max_heaviside(derivative)
+    return ts, as_step(split_max_heaviside(derivative))
+
+
+class step(sp.Function):  # noqa: N801 - SymPy function classes are lower case
+    """The Heaviside step ``H(u)`` with its value at 0 as second argument, kept unevaluated.
+
+    SymPy's ``Heaviside`` asks the assumption system about its argument every
+    time one is built, which dominates the cost of differentiating a network
+    (its arguments are long sums). ``step`` evaluates only at numbers, with the
+    same values as ``Heaviside(u, at_zero)``.
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, u, at_zero):
+        if u.is_Number:
+            return sp.Integer(1) if u > 0 else sp.Integer(0) if u < 0 else at_zero
+        return None
+
+
+def as_step(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every ``Heaviside(u, h)`` written as ``step(u, h)`` (same function)."""
+    return expr.replace(lambda n: isinstance(n, sp.Heaviside), lambda n: step(*n.args))
 
 
 class relu(sp.Function):  # noqa: N801 - SymPy function classes are lower case
@@ -121,8 +145,8 @@ def first_max_indicator(window: list[sp.Expr], position: int) -> sp.Expr:
     as every later one (``H(0) = 1``): exact on ties too.
     """
     me = window[position]
-    factors = [sp.Heaviside(me - other, 0) for other in window[:position]]
-    factors += [sp.Heaviside(me - other, 1) for other in window[position + 1 :]]
+    factors = [step(me - other, 0) for other in window[:position]]
+    factors += [step(me - other, 1) for other in window[position + 1 :]]
     return sp.Mul(*factors)
 
 
@@ -169,6 +193,26 @@ class sigmoid(sp.Function):  # noqa: N801
     def fdiff(self, argindex=1):
         t, _, rewritten = _sigmoid_derivative()
         return rewritten.subs(sigmoid_formula(t), self).xreplace({t: self.args[0]})
+
+
+def free_symbols(expr: sp.Expr) -> set[sp.Symbol]:
+    """The symbols ``expr`` depends on, visiting each distinct node of its DAG once.
+
+    ``Basic.free_symbols`` walks the expression as a tree; a network's loss
+    shares sub-expressions heavily, so a tree walk revisits them many times.
+    """
+    found: set[sp.Symbol] = set()
+    seen: set[sp.Basic] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node.is_Symbol:
+            found.add(node)
+        stack.extend(node.args)
+    return found
 
 
 def _elementwise(fn, *arrays: np.ndarray) -> np.ndarray:
@@ -301,7 +345,7 @@ class SymbolicReading:
         return _elementwise(relu, self(e.a))
 
     def read_StepMask(self, e: tx.StepMask) -> np.ndarray:
-        return _elementwise(lambda u: sp.Heaviside(u, 0), self(e.a))
+        return _elementwise(lambda u: step(u, 0), self(e.a))
 
     def read_Sigmoid(self, e: tx.Sigmoid) -> np.ndarray:
         return _elementwise(sigmoid, self(e.a))

@@ -9,7 +9,7 @@ def test_prove_default_prints_table_and_exits_zero(capsys):
     assert main(["prove"]) == 0
     out = capsys.readouterr().out
     assert "gradproof: small_cnn" in out
-    assert "22 obligations: 22 proven, 0 failed" in out
+    assert "23 obligations: 23 proven, 0 failed" in out
     for m in range(3):
         for n in range(3):
             assert f"dL/dW1[0,0,{m},{n}]  proven" in out
@@ -20,7 +20,7 @@ def test_prove_json_is_machine_readable(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["network"] == "small_cnn" and report["holds"] is True
     levels = {r["level"] for r in report["records"]}
-    assert levels == {"identity", "lemma", "convention", "local", "end-to-end", "count"}
+    assert levels == {"identity", "lemma", "convention", "local", "end-to-end", "count", "batch"}
     assert all(r["holds"] and r["seconds"] >= 0 for r in report["records"])
 
 

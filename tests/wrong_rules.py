@@ -474,7 +474,14 @@ CATALOGUE: list[Mutant] = [
         "dL/dA2 = (A2 - Y) / N for a batch sum",
         "mlp",
         lambda n: replace_rule(n, "loss", "A2", lambda s: tx.BatchScale(s.rules["A2"].a, "mean")),
-        ("local mse loss: dL/dA2",),
+        # the mlp is proven end to end at its batch of 3, where 1/N is not 1
+        (
+            "local mse loss: dL/dA2",
+            "end-to-end dL/dW1",
+            "end-to-end dL/dB1",
+            "end-to-end dL/dW2",
+            "end-to-end dL/dB2",
+        ),
     ),
     Mutant(
         "sigmoid_a_times_one_plus_a",
