@@ -297,7 +297,7 @@ def _pooling_ties(network: Network, step: Step) -> ProofRecord:
         for n, index in enumerate(np.ndindex(out_shape)):
             upstream[index] = sp.Integer(n + 1)
         for values in patterns:
-            window = np.array(values, dtype=object).reshape(size, size)
+            window = np.array([sp.Integer(v) for v in values], dtype=object).reshape(size, size)
             a_values = np.tile(window, (shape[0], shape[1], shape[2] // size, shape[3] // size))
             env = {a.name: a_values.astype(object), step.upstream.name: upstream}
             got = SymbolicReading(env, 1)(step.rules[a.name])

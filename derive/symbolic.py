@@ -62,6 +62,23 @@ class step(sp.Function):  # noqa: N801 - SymPy function classes are lower case
         return None
 
 
+def instantiate(template: sp.Expr, values: Mapping[sp.Symbol, sp.Expr]) -> sp.Expr:
+    """``template`` with its symbols replaced by ``values``, sums and products left as they are.
+
+    ``xreplace`` would rebuild ``t0 - t1`` as a canonical sum, ordering two
+    long arguments by comparing them deep down; the prover's normal form does
+    not need that order, so the template's own structure is kept.
+    """
+    if template in values:
+        return values[template]
+    if not template.args:
+        return template
+    args = [instantiate(a, values) for a in template.args]
+    if template.is_Add or template.is_Mul:
+        return template.func(*args, evaluate=False)
+    return template.func(*args)
+
+
 def as_step(expr: sp.Expr) -> sp.Expr:
     """``expr`` with every ``Heaviside(u, h)`` written as ``step(u, h)`` (same function)."""
     return expr.replace(lambda n: isinstance(n, sp.Heaviside), lambda n: step(*n.args))
@@ -80,7 +97,7 @@ class relu(sp.Function):  # noqa: N801 - SymPy function classes are lower case
 
     def fdiff(self, argindex=1):
         t, derivative = _relu_derivative()
-        return derivative.xreplace({t: self.args[0]})
+        return instantiate(derivative, {t: self.args[0]})
 
 
 def split_max_heaviside(expr: sp.Expr) -> sp.Expr:
@@ -115,7 +132,7 @@ class window_max(sp.Function):  # noqa: N801
 
     def fdiff(self, argindex=1):
         ts, derivative = _window_derivative(len(self.args), argindex - 1)
-        return derivative.xreplace(dict(zip(ts, self.args, strict=True)))
+        return instantiate(derivative, dict(zip(ts, self.args, strict=True)))
 
 
 def window_lemma_holds(size: int) -> bool:
@@ -145,8 +162,8 @@ def first_max_indicator(window: list[sp.Expr], position: int) -> sp.Expr:
     as every later one (``H(0) = 1``): exact on ties too.
     """
     me = window[position]
-    factors = [step(me - other, 0) for other in window[:position]]
-    factors += [step(me - other, 1) for other in window[position + 1 :]]
+    factors = [step(minus(me, other), 0) for other in window[:position]]
+    factors += [step(minus(me, other), 1) for other in window[position + 1 :]]
     return sp.Mul(*factors)
 
 
@@ -161,6 +178,13 @@ def _sigmoid_derivative() -> tuple[sp.Symbol, sp.Expr, sp.Expr]:
     t = sp.Symbol("t", real=True)
     s = sigmoid_formula(t)
     return t, s.diff(t), s * (1 - s)
+
+
+@functools.cache
+def _sigmoid_derivative_template() -> tuple[sp.Symbol, sp.Expr]:
+    """The rewritten derivative with ``sigmoid(t)`` in place of the formula (``sigmoid_lemma_holds``)."""
+    t, _, rewritten = _sigmoid_derivative()
+    return t, rewritten.subs(sigmoid_formula(t), sigmoid(t))
 
 
 def sigmoid_lemma_holds() -> bool:
@@ -191,8 +215,8 @@ class sigmoid(sp.Function):  # noqa: N801
         return None
 
     def fdiff(self, argindex=1):
-        t, _, rewritten = _sigmoid_derivative()
-        return rewritten.subs(sigmoid_formula(t), self).xreplace({t: self.args[0]})
+        t, template = _sigmoid_derivative_template()
+        return instantiate(template, {t: self.args[0]})
 
 
 def free_symbols(expr: sp.Expr) -> set[sp.Symbol]:
@@ -213,6 +237,37 @@ def free_symbols(expr: sp.Expr) -> set[sp.Symbol]:
             found.add(node)
         stack.extend(node.args)
     return found
+
+
+def product(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """``a * b`` left as written: SymPy's canonical reordering costs more than the whole proof.
+
+    The prover's normal form does not depend on how SymPy orders a product;
+    numbers are still multiplied out, so that ``0 * x`` is 0.
+    """
+    if a.is_Number or b.is_Number:
+        return a * b
+    return sp.Mul._from_args((a, b))  # SymPy's constructor for final args: no cache, no checks
+
+
+def minus(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """``a - b`` left as written (numbers are subtracted, so a step of numbers evaluates)."""
+    if a.is_Number and b.is_Number:
+        return a - b
+    return sp.Add._from_args((a, sp.Mul._from_args((sp.S.NegativeOne, b))))
+
+
+def sum_of(terms) -> sp.Expr:
+    """A flat sum of ``terms`` in the given order (nested sums spliced in, zeros dropped)."""
+    flat = []
+    for t in terms:
+        if t.is_Add:
+            flat.extend(t.args)
+        elif not (t.is_Number and t == 0):
+            flat.append(t)
+    if len(flat) < 2:
+        return flat[0] if flat else sp.Integer(0)
+    return sp.Add._from_args(tuple(flat))
 
 
 def _elementwise(fn, *arrays: np.ndarray) -> np.ndarray:
@@ -261,9 +316,9 @@ class SymbolicReading:
         if e.weight_form:
             _, _, gh, gw = k.shape
             for f, c, m, n in np.ndindex(out.shape):
-                out[f, c, m, n] = sp.Add(
-                    *[
-                        x[b, c, i + m, j + n] * k[b, f, i, j]
+                out[f, c, m, n] = sum_of(
+                    [
+                        product(x[b, c, i + m, j + n], k[b, f, i, j])
                         for b in range(x.shape[0])
                         for i in range(gh)
                         for j in range(gw)
@@ -272,9 +327,9 @@ class SymbolicReading:
             return out
         _, channels, kh, kw = k.shape
         for b, f, i, j in np.ndindex(out.shape):
-            out[b, f, i, j] = sp.Add(
-                *[
-                    x[b, c, i + m, j + n] * k[f, c, m, n]
+            out[b, f, i, j] = sum_of(
+                [
+                    product(x[b, c, i + m, j + n], k[f, c, m, n])
                     for c in range(channels)
                     for m in range(kh)
                     for n in range(kw)
@@ -288,9 +343,9 @@ class SymbolicReading:
         gh, gw = g.shape[2:]
         out = np.empty(_concrete(e.shape, self.batch), dtype=object)
         for b, c, h, w in np.ndindex(out.shape):
-            out[b, c, h, w] = sp.Add(
-                *[
-                    g[b, f, h - m, w - n] * k[f, c, m, n]
+            out[b, c, h, w] = sum_of(
+                [
+                    product(g[b, f, h - m, w - n], k[f, c, m, n])
                     for f in range(filters)
                     for m in range(kh)
                     for n in range(kw)
@@ -303,7 +358,7 @@ class SymbolicReading:
         a, b = self(e.a), self(e.b)
         out = np.empty((a.shape[0], b.shape[1]), dtype=object)
         for i, j in np.ndindex(out.shape):
-            out[i, j] = sp.Add(*[a[i, k] * b[k, j] for k in range(a.shape[1])])
+            out[i, j] = sum_of([product(a[i, k], b[k, j]) for k in range(a.shape[1])])
         return out
 
     def read_Transpose(self, e: tx.Transpose) -> np.ndarray:
@@ -318,14 +373,14 @@ class SymbolicReading:
         moved = np.moveaxis(a, kept, list(range(len(kept))))
         out = np.empty(moved.shape[: len(kept)], dtype=object)
         for index in np.ndindex(out.shape):
-            out[index] = sp.Add(*moved[index].ravel())
+            out[index] = sum_of(moved[index].ravel())
         return out
 
     def read_AddBias(self, e: tx.AddBias) -> np.ndarray:
         a, bias = self(e.a), self(e.bias)
         out = np.empty(a.shape, dtype=object)
         for index in np.ndindex(a.shape):
-            out[index] = a[index] + bias[index[1]]
+            out[index] = sum_of([a[index], bias[index[1]]])
         return out
 
     def read_Product(self, e: tx.Product) -> np.ndarray:
