@@ -1,0 +1,134 @@
+"""Mutation check of the generated NumPy modules: every mutant that changes behaviour is caught.
+
+The mutants, the judge (the numeric checks) and the equivalence probes are in
+``tests/generated_mutants.py``; ``python -m tests.mutants_report`` prints the
+counts. Controls first: the unmutated modules pass every check, the operators
+find their targets in code they have never seen, and the equivalence check
+does not pass off a behaviour change as an equivalent mutant.
+"""
+
+import ast
+import importlib
+import textwrap
+from collections import Counter
+from functools import cache
+
+import pytest
+
+from tests import generated_mutants as gm
+
+# Fewer mutants than this means the operators stopped finding their targets.
+MINIMUM_MUTANTS = {"small_cnn": 200, "mlp": 60, "sigmoid_cnn": 150}
+# The operators the mutation check is about; each must find targets in the generated modules.
+CORE_OPERATORS = (
+    "swap axes",
+    "drop transpose",
+    "swap @ operands",
+    "drop term",
+    "drop factor",
+    "- <-> +",
+    "drop division",
+    "sum axis",
+    "integer off by one",
+    "change float",
+    "> <-> >=",
+    "drop keyword",
+    "delete statement",
+)
+
+
+@cache
+def verdicts(name: str) -> tuple[gm.Verdict, ...]:
+    return tuple(gm.run(name))
+
+
+@pytest.mark.parametrize("name", gm.NETWORKS)
+def test_the_unmutated_modules_pass_every_check(name):
+    module = importlib.import_module(f"generated.{name}")
+    for check in gm.CHECKS.values():
+        check(module, gm.fixture(name))
+    assert gm.first_failure(gm.source_tree(name), f"{name}-control", gm.fixture(name)) is None
+
+
+@pytest.mark.parametrize("name", gm.NETWORKS)
+def test_every_mutant_that_changes_behaviour_is_caught(name):
+    results = verdicts(name)
+    assert len(results) >= MINIMUM_MUTANTS[name], "the operators found too few targets"
+    survivors = [f"{v.mutant.describe()}: {v.detail}" for v in results if v.outcome == "survived"]
+    assert not survivors, "mutants no numeric check catches:\n" + "\n".join(survivors)
+    equivalent = [v for v in results if v.outcome == "equivalent"]
+    assert all(v.detail for v in equivalent)
+    assert len(equivalent) <= 0.1 * len(results), "suspiciously many equivalent mutants"
+    caught = Counter(v.outcome for v in results)["caught"]
+    assert caught + len(equivalent) == len(results)
+
+
+def test_every_core_operator_finds_targets_in_the_generated_modules():
+    found = Counter(v.mutant.operator for name in gm.NETWORKS for v in verdicts(name))
+    assert not [op for op in CORE_OPERATORS if not found[op]]
+
+
+def test_the_mutations_named_in_the_issue_are_made_and_caught():
+    """The ReLU mask ``>`` -> ``>=``, the batch ``/ N`` dropped, the quadratic cost's 0.5 changed."""
+    caught = {
+        (v.mutant.network, v.mutant.operator, v.mutant.function)
+        for name in gm.NETWORKS
+        for v in verdicts(name)
+        if v.outcome == "caught"
+    }
+    assert ("small_cnn", "> <-> >=", "backward") in caught
+    assert ("mlp", "> <-> >=", "backward") in caught
+    assert ("small_cnn", "drop division", "backward") in caught
+    assert ("mlp", "change float", "loss") in caught
+    assert ("mlp", "swap @ operands", "backward") in caught
+    assert ("small_cnn", "sum axis", "backward") in caught
+
+
+SNIPPET = """
+import numpy as np
+
+def helper(a, g, size, N):
+    out = np.zeros(a.shape, dtype=g.dtype)
+    for p in range(size):
+        if p or size:
+            out[:, p::size] = (a[:, p::size] > 0) * g.T.reshape(2, 3)[1:] @ a.transpose(1, 0)
+    out -= -np.maximum(a, 0.5) / N
+    return out.sum(axis=(0, 1)) + (a == g).sum(axis=0)
+"""
+
+
+def test_operators_find_their_targets_in_code_they_have_not_seen():
+    tree = ast.parse(textwrap.dedent(SNIPPET))
+    found = Counter(m.operator for m in gm.mutants("snippet", tree))
+    assert set(found) == set(gm.OPERATORS), set(gm.OPERATORS) - set(found)
+
+
+def test_the_equivalence_check_does_not_hide_a_behaviour_change():
+    """Judged by a check that cannot see gradients, a wrong gradient survives: it is not 'equivalent'."""
+    original = gm.source_tree("mlp")
+    wrong = next(
+        m for m in gm.mutants("mlp", original) if m.function == "backward" and m.operator == "swap @ operands"
+    )
+    verdict = gm.judge(wrong, original, gm.fixture("mlp"), checks={"PARAM_SHAPES": gm.check_param_shapes})
+    assert verdict.outcome == "survived", verdict
+
+
+def test_mutants_in_code_that_never_runs_are_equivalent_and_say_so():
+    original = gm.source_tree("mlp")
+    dead = ast.parse("def never_called(x):\n    return x.sum(axis=0) - 1\n").body[0]
+    tree = ast.Module(body=[*original.body, dead], type_ignores=[])
+    mine = [m for m in gm.mutants("mlp", tree) if m.function == "never_called"]
+    assert len(mine) >= 4
+    for m in mine:
+        verdict = gm.judge(m, tree, gm.fixture("mlp"))
+        assert verdict.outcome == "equivalent" and verdict.detail.startswith("never executed"), verdict
+
+
+def test_a_hanging_mutant_counts_as_caught(monkeypatch):
+    monkeypatch.setattr(gm, "SECONDS_PER_MUTANT", 0.5)
+    tree = gm.source_tree("mlp")
+    loop = ast.parse("while True:\n    pass\n").body[0]
+    backward = next(s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "backward")
+    backward.body.insert(1, loop)
+    failure = gm.first_failure(ast.fix_missing_locations(tree), "hanging", gm.fixture("mlp"))
+    assert failure is not None and isinstance(failure[1], gm.MutantTimeoutError)
