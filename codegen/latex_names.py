@@ -94,7 +94,16 @@ class Names:
         return f"{symbol}_{{{subscript}}}"
 
     def error(self, name: str) -> str:
-        """The error of a pre-activation, ``E_{o}`` for ``Z_{o}``: the source's ``Eo``."""
+        """The error of a pre-activation, ``E_{o}`` for ``Z_{o}``: the source's ``Eo``.
+
+        When a tensor of the network is itself called ``E`` (a loss named ``E``, as
+        in the sigmoid CNN's source), errors are written ``\\delta_{o}`` instead.
+        """
         symbol = self.symbol(name)
         subscript = symbol.split("_", 1)[1] if "_" in symbol else f"{{{symbol}}}"
-        return f"E_{subscript}"
+        return f"{self.error_stem}_{subscript}"
+
+    @property
+    def error_stem(self) -> str:
+        taken = {value.split("_", 1)[0] for value in self._symbols.values()}
+        return r"\delta" if "E" in taken else "E"

@@ -18,19 +18,48 @@ from codegen.latex_names import Names
 from derive import texpr as tx
 
 TIMES = r" \times "
+TIGHT_TIMES = (
+    r"{\times}"  # no space around the sign: (N{\times}1{\times}6{\times}6), for shapes inside formulas
+)
 
 
-def shape_tex(shape: tx.Shape, batch: int | None = None) -> str:
+def shape_tex(shape: tx.Shape, batch: int | None = None, compact: bool = False) -> str:
     """``(N \\times 1 \\times 6 \\times 6)``; ``batch`` replaces ``N`` when given; ``()`` is a scalar."""
     if not shape:
         return r"(1)"
     dims = [str(batch) if d == tx.BATCH and batch is not None else str(d) for d in shape]
-    return "(" + TIMES.join(dims) + ")"
+    return "(" + (TIGHT_TIMES if compact else TIMES).join(dims) + ")"
 
 
 def batch_size(spec_batch: int) -> int | None:
     """The number printed for ``N``: the spec's batch when it names one (> 1), else the letter."""
     return spec_batch if spec_batch > 1 else None
+
+
+BRACKET_STYLES = ("sized", "nested", "plain")
+# "nested" brackets: sized by how many bracket levels they enclose, so that they may be split across lines.
+_NESTED_SIZES = ("", r"\bigl", r"\Bigl")
+_OPENERS = ("\\left(", "\\bigl(", "\\Bigl(", "\\biggl(", "(")
+_CLOSERS = ("\\right)", "\\bigr)", "\\Bigr)", "\\biggr)", ")")
+SHORT = 24  # content this short (in letters) with a fraction in it gets sized brackets even when nested
+
+
+def bracket_depth(latex: str) -> int:
+    """How deeply round brackets nest in ``latex``."""
+    depth = deepest = i = 0
+    while i < len(latex):
+        opened = next((o for o in _OPENERS if latex.startswith(o, i)), None)
+        closed = None if opened else next((c for c in _CLOSERS if latex.startswith(c, i)), None)
+        if opened:
+            depth += 1
+            deepest = max(deepest, depth)
+            i += len(opened)
+        elif closed:
+            depth -= 1
+            i += len(closed)
+        else:
+            i += 1
+    return deepest
 
 
 # Binary operations whose printed form needs brackets inside a product or a transpose.
@@ -45,22 +74,41 @@ class LatexReading:
         names: Names,
         atom: Callable[[tx.Expr], str | None] | None = None,
         batch: int | None = None,
-        sized: bool = True,
+        brackets: str = "nested",
         inline: bool = False,
     ):
         self.names = names
         self.atom = atom or (lambda expr: None)
         self.batch = batch
-        # sized brackets grow with their content; plain ones let a long line be broken anywhere
-        self.open, self.close = (r"\left(", r"\right)") if sized else ("(", ")")
+        if brackets not in BRACKET_STYLES:
+            raise ValueError(f"brackets must be one of {BRACKET_STYLES}")
+        # sized brackets grow with their content but cannot be split across lines; nested and plain ones can
+        self.brackets = brackets
         self.inline = inline
-        self.tight = r"\!" if sized else ""
 
     def __call__(self, expr: tx.Expr) -> str:
         replaced = self.atom(expr)
         if replaced is not None:
             return replaced
         return getattr(self, f"read_{type(expr).__name__}")(expr)
+
+    def wrap(self, inner: str) -> str:
+        """``(inner)`` in this reading's brackets."""
+        if self.brackets == "plain":
+            return f"({inner})"
+        if self.brackets == "sized":
+            return rf"\left({inner}\right)"
+        if r"\frac" in inner and len(inner) <= 4 * SHORT:
+            from codegen.latex_layout import visible_width
+
+            if visible_width(inner) <= SHORT and bracket_depth(inner) == 0:
+                return rf"\left({inner}\right)"
+        size = _NESTED_SIZES[min(bracket_depth(inner), len(_NESTED_SIZES) - 1)]
+        if r"\frac" in inner and size in ("", r"\bigl"):
+            size = r"\Bigl"
+        if not size:
+            return f"({inner})"
+        return rf"{size}({inner}{size[:-1]}r)"
 
     def _operand(self, expr: tx.Expr, inside: type[tx.Expr] | None = None) -> str:
         """An operand, bracketed when it is a loose binary form (``a \\odot b \\odot c`` stays flat)."""
@@ -69,19 +117,19 @@ class LatexReading:
         while self.atom(expr) is None and isinstance(expr, tx.BatchScale) and expr.reduction == "sum":
             expr = expr.a
         if self.atom(expr) is None and isinstance(expr, _LOOSE) and type(expr) is not inside:
-            return f"{self.open}{text}{self.close}"
+            return self.wrap(text)
         return text
 
     def _apply(self, head: str, *args: str) -> str:
-        """``head(arg, ...)`` with this reading's brackets."""
-        joined = r",\, ".join(args)
-        return f"{head}{self.tight}{self.open}{joined}{self.close}"
+        """``head(arg, ...)`` with this reading's brackets (a sized bracket hugs the head)."""
+        wrapped = self.wrap(r",\, ".join(args))
+        return head + (r"\!" if wrapped.startswith(r"\left") else "") + wrapped
 
     def read_Tensor(self, e: tx.Tensor) -> str:
         return self.names.inline(e.name) if self.inline else self.names.tensor(e.name)
 
     def read_Correlate(self, e: tx.Correlate) -> str:
-        return rf"\operatorname{{corr}}{self.tight}{self.open}{self(e.x)},\, {self(e.kernel)}{self.close}"
+        return self._apply(r"\operatorname{corr}", self(e.x), self(e.kernel))
 
     def read_FullConvolve(self, e: tx.FullConvolve) -> str:
         return self._apply(r"\operatorname{conv}_{\mathrm{full}}", self(e.grad), self(e.kernel))
@@ -92,14 +140,14 @@ class LatexReading:
     def read_Transpose(self, e: tx.Transpose) -> str:
         inner = self(e.a)
         if self.atom(e.a) is None and not isinstance(e.a, tx.Tensor):
-            inner = f"{self.open}{inner}{self.close}"
+            inner = self.wrap(inner)
         elif self.atom(e.a) is None and inner.startswith(r"\frac"):
-            inner = f"{self.open}{inner}{self.close}"
+            inner = self.wrap(inner)
         return rf"{inner}^{{\top}}"
 
     def read_Reshape(self, e: tx.Reshape) -> str:
-        target = TIMES.join(str(self.batch) if d == tx.BATCH and self.batch else str(d) for d in e.dims)
-        return rf"\operatorname{{reshape}}_{{{target}}}{self.tight}{self.open}{self(e.a)}{self.close}"
+        target = TIGHT_TIMES.join(str(self.batch) if d == tx.BATCH and self.batch else str(d) for d in e.dims)
+        return self._apply(rf"\operatorname{{reshape}}_{{{target}}}", self(e.a))
 
     def read_SumAxes(self, e: tx.SumAxes) -> str:
         letters = axis_letters(len(e.a.shape))
@@ -115,7 +163,7 @@ class LatexReading:
     def read_Difference(self, e: tx.Difference) -> str:
         right = self(e.b)
         if self.atom(e.b) is None and isinstance(e.b, (tx.Difference, tx.AddBias, tx.OneMinus)):
-            right = f"{self.open}{right}{self.close}"
+            right = self.wrap(right)
         return f"{self(e.a)} - {right}"
 
     def read_OneMinus(self, e: tx.OneMinus) -> str:
@@ -127,35 +175,38 @@ class LatexReading:
         return rf"\frac{{1}}{{N}} {self._operand(e.a)}"
 
     def read_Relu(self, e: tx.Relu) -> str:
-        return rf"\operatorname{{ReLU}}{self.tight}{self.open}{self(e.a)}{self.close}"
+        return self._apply(r"\operatorname{ReLU}", self(e.a))
 
     def read_StepMask(self, e: tx.StepMask) -> str:
         return rf"\mathbf{{1}}[{self(e.a)} > 0]"
 
     def read_Sigmoid(self, e: tx.Sigmoid) -> str:
-        return rf"\sigma{self.open}{self(e.a)}{self.close}"
+        return self._apply(r"\sigma", self(e.a))
 
     def read_MaxPool(self, e: tx.MaxPool) -> str:
         return self._apply(rf"\operatorname{{maxpool}}_{{{e.size}\times {e.size}}}", self(e.a))
 
     def read_RouteMax(self, e: tx.RouteMax) -> str:
-        return (
-            rf"\operatorname{{route}}_{{{e.size}\times {e.size}}}{self.tight}{self.open}{self(e.a)},\, "
-            rf"{self(e.grad)}{self.close}"
-        )
+        return self._apply(rf"\operatorname{{route}}_{{{e.size}\times {e.size}}}", self(e.a), self(e.grad))
 
     def _reduce(self, reduction: str) -> str:
         return r"\frac{1}{N} \sum_{b}" if reduction == "mean" else r"\sum_{b}"
 
+    def _sample(self, e: tx.Expr) -> str:
+        """Sample ``b`` of a batched operand of the loss: ``Y^{(b)}``, ``Z_{2}^{(b)}``."""
+        if isinstance(e, tx.Tensor) and self.atom(e) is None:
+            return f"{self(e)}^{{(b)}}"
+        return self(e)
+
     def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits) -> str:
-        y, z = self(e.target), self(e.logits)
+        y, z = self._sample(e.target), self._sample(e.logits)
         return (
             rf"-{self._reduce(e.reduction)} \left[{y} \log \sigma({z})"
             rf" + (1 - {y}) \log\left(1 - \sigma({z})\right)\right]"
         )
 
     def read_HalfSquaredError(self, e: tx.HalfSquaredError) -> str:
-        norm = rf"\left\lVert {self(e.output)} - {self(e.target)} \right\rVert^{{2}}"
+        norm = rf"\left\lVert {self._sample(e.output)} - {self._sample(e.target)} \right\rVert^{{2}}"
         return rf"{self._reduce(e.reduction)} \frac{{1}}{{2}} {norm}"
 
 
@@ -166,34 +217,37 @@ def axis_letters(rank: int) -> list[str]:
     )
 
 
-# What each operator means (indices from 0, b the sample in the batch): a formula and the words after it.
+# What each operator means, for the notation table of a derivation: a formula and the words beside it.
+# Indices start at 0; b is the sample in the batch, c a channel, f a filter.
 DEFINITIONS: dict[type[tx.Expr], tuple[str, str]] = {
     tx.Correlate: (
         r"\operatorname{corr}(X, K)_{b,f,i,j} = \sum_{c,m,n} X_{b,c,i+m,j+n}\, K_{f,c,m,n}",
-        r"for a filter $K$; for a batched gradient $G$ the sum runs over the samples: "
+        r"valid cross-correlation of an input $X$ with filters $K$ (stride 1, no padding); "
+        r"with a batched gradient $G$ in place of $K$, the sum runs over the samples instead: "
         r"$\operatorname{corr}(X, G)_{f,c,m,n} = \sum_{b,i,j} X_{b,c,i+m,j+n}\, G_{b,f,i,j}$",
     ),
     tx.FullConvolve: (
         r"\operatorname{conv}_{\mathrm{full}}(G, K)_{b,c,h,w} = \sum_{f,m,n} G_{b,f,h-m,w-n}\, K_{f,c,m,n}",
-        r"(terms outside $G$ are $0$)",
+        r"full convolution; entries of $G$ outside its range count as $0$",
     ),
-    tx.MatMul: (r"(A \cdot B)_{i,j} = \sum_{k} A_{i,k} B_{k,j}", ""),
-    tx.Transpose: (r"(A^{\top})_{i,j} = A_{j,i}", ""),
+    tx.MatMul: (r"(A \cdot B)_{i,j} = \sum_{k} A_{i,k} B_{k,j}", "matrix product"),
+    tx.Transpose: (r"(A^{\top})_{i,j} = A_{j,i}", "transpose"),
     tx.Reshape: (
         r"\operatorname{reshape}_{s}(A)",
-        r"re-reads the entries of $A$ in row-major order with shape $s$",
+        r"the entries of $A$ read in row-major order and laid out with shape $s$",
     ),
-    tx.SumAxes: (r"\textstyle\sum_{b,i,j} A", "sums the listed axes and keeps the others"),
-    tx.Product: (r"(A \odot B)_{i} = A_{i} B_{i}", "(element-wise)"),
-    tx.StepMask: (r"\mathbf{1}[Z > 0]_{i}", r"is $1$ where $Z_{i} > 0$ and $0$ elsewhere"),
-    tx.Sigmoid: (r"\sigma(z) = 1/(1 + e^{-z})", "element-wise"),
+    tx.SumAxes: (r"\textstyle\sum_{b,i,j} A", "sum over the axes named below the sign; the other axes stay"),
+    tx.Product: (r"(A \odot B)_{i} = A_{i} B_{i}", "element-wise (Hadamard) product of equal shapes"),
+    tx.StepMask: (r"\mathbf{1}[Z > 0]_{i}", r"$1$ where $Z_{i} > 0$, $0$ elsewhere: the derivative of ReLU"),
+    tx.Sigmoid: (r"\sigma(z) = \frac{1}{1 + e^{-z}}", "logistic sigmoid, element-wise"),
     tx.Relu: (r"\operatorname{ReLU}(z) = \max(0, z)", "element-wise"),
     tx.MaxPool: (
         r"\operatorname{maxpool}_{s\times s}(A)_{b,c,i,j} = \max_{0 \le p,q < s} A_{b,c,si+p,sj+q}",
-        "",
+        r"maximum of each $s \times s$ window, stride $s$",
     ),
     tx.RouteMax: (
         r"\operatorname{route}_{s\times s}(A, G)_{b,c,si+p,sj+q} = G_{b,c,i,j}",
-        r"if $(p,q)$ is the first maximum of its window of $A$ in row-major order, else $0$",
+        r"if $(p,q)$ is the first maximum of its window of $A$ in row-major order, else $0$: "
+        r"each window's gradient goes to the entry that won the pooling",
     ),
 }

@@ -1,5 +1,6 @@
 """The LaTeX derivations: they compile, show the proven entries, honour notation, stay deterministic."""
 
+import dataclasses
 import os
 import re
 import shutil
@@ -8,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import sympy
 
 from codegen import latex_emitter
+from codegen.latex_layout import break_lines, visible_width
 from codegen.latex_names import Names, NotationError, notation_symbol
 from codegen.latex_printer import LatexReading
 from derive import prover, texpr
@@ -28,17 +31,28 @@ def rendered(spec_text: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def small_cnn() -> dict[str, str]:
+def small_cnn_proof():
     network = build(load("small_cnn"))
-    return latex_emitter.render(network, prover.prove(network))
+    return network, prover.prove(network)
 
 
 @pytest.fixture(scope="module")
-def sigmoid_small() -> dict[str, str]:
+def small_cnn(small_cnn_proof) -> dict[str, str]:
+    return latex_emitter.render(*small_cnn_proof)
+
+
+@pytest.fixture(scope="module")
+def sigmoid_small_proof():
     """The sigmoid CNN's architecture at a 6x6 input (fast to prove), with the source's batch of 100."""
     text = (ROOT / "derive" / "networks" / "sigmoid_cnn.toml").read_text(encoding="utf-8")
     text = text.replace('name = "sigmoid_cnn"', 'name = "sigmoid_small"').replace("[1, 22, 22]", "[1, 6, 6]")
-    return rendered(text)
+    network = build(parse(text, source="<test>"))
+    return network, prover.prove(network)
+
+
+@pytest.fixture(scope="module")
+def sigmoid_small(sigmoid_small_proof) -> dict[str, str]:
+    return latex_emitter.render(*sigmoid_small_proof)
 
 
 def document(outputs: dict[str, str]) -> str:
@@ -127,7 +141,7 @@ def entry_terms(doc: str, m: int, n: int) -> set[str]:
     start = doc.index(rf"\frac{{\partial L}}{{\partial (W_{{1}})_{{{m},{n}}}}}")
     ends = (doc.find(r"\frac{\partial L}{\partial (W_{1})_", start + 10), doc.find(r"\end{align", start))
     body = doc[start : min(i for i in ends if i > 0)].split("=", 1)[1]
-    body = body.replace(r"\\", " ").replace("&", " ").replace(r"\quad", " ")
+    body = body.replace(r"\\*", " ").replace(r"\\", " ").replace("&", " ").replace(r"\quad", " ")
     return {t.strip() for t in body.split("+") if t.strip()}
 
 
@@ -150,8 +164,10 @@ def test_document_expands_every_entry_of_z1(small_cnn):
 
 
 def test_parameter_count_is_derived(small_cnn):
-    assert "= 15" in document(small_cnn)
-    assert r"\underbrace{9}_{W_{1}} + \underbrace{1}_{B_{1}} + \underbrace{4}_{W_{2}}" in document(small_cnn)
+    doc = document(small_cnn)
+    sizes = r"\underbrace{1 \times 1 \times 3 \times 3}_{W_{1}} + \underbrace{1}_{B_{1}} + "
+    assert sizes + r"\underbrace{4 \times 1}_{W_{2}}" in doc
+    assert "= 9 + 1 + 4 + 1 = 15" in doc
 
 
 def test_no_sympy_artefacts(small_cnn, sigmoid_small):
@@ -164,6 +180,10 @@ def test_no_sympy_artefacts(small_cnn, sigmoid_small):
 def test_bce_identity_is_printed_step_by_step(small_cnn):
     identity = small_cnn["docs/derivations/small_cnn/loss-gradient.tex"]
     assert r"\frac{A_{2} - Y}{A_{2} \left(1 - A_{2}\right)}" in identity
+    # the common denominator and the expanded numerator come before the cancellation
+    common = r"\frac{A_{2} \left(1 - Y\right) - Y \left(1 - A_{2}\right)}{A_{2} \left(1 - A_{2}\right)}"
+    assert common in identity
+    assert r"\frac{A_{2} - A_{2} Y - Y + A_{2} Y}{A_{2} \left(1 - A_{2}\right)}" in identity
     assert r"= A_{2} - Y \label{gp:small_cnn:bce-identity}" in identity
 
 
@@ -193,7 +213,10 @@ def test_notation_output_holds_only_plain_symbols():
 
 def test_rendering_is_deterministic(small_cnn):
     network = build(load("small_cnn"))
-    assert latex_emitter.render(network, prover.prove(network)) == small_cnn
+    records = prover.prove(network)
+    for record in records:  # timings never reach the documents
+        record.seconds = 12345.678
+    assert latex_emitter.render(network, records) == small_cnn
     code = (
         "import hashlib, json; from derive.network import build; from derive.spec import load; "
         "from derive import prover; from codegen import latex_emitter; n = build(load('small_cnn')); "
@@ -211,19 +234,17 @@ def test_rendering_is_deterministic(small_cnn):
 def test_mlp_states_the_error_form():
     outputs = rendered((ROOT / "derive" / "networks" / "mlp.toml").read_text(encoding="utf-8"))
     errors = outputs["docs/derivations/mlp/error-form.tex"]
+    assert r"E_{o} &= \frac{\partial L}{\partial Z_{o}} = (O - Y) \odot \mathbf{1}[Z_{o} > 0]" in errors
     assert (
-        r"E_{o} &= \frac{\partial L}{\partial Z_{o}} = \left(O - Y\right) \odot \mathbf{1}[Z_{o} > 0]"
+        r"E_{h} &= \frac{\partial L}{\partial Z_{h}} = (E_{o} \cdot W_{o}^{\top}) \odot \mathbf{1}[Z_{h} > 0]"
         in errors
-    )
-    assert (
-        r"E_{h} &= \frac{\partial L}{\partial Z_{h}} = \left(E_{o} \cdot W_{o}^{\top}\right) \odot" in errors
     )
     assert r"\frac{\partial L}{\partial W_{o}} &= H^{\top} \cdot E_{o}" in errors
     assert r"\frac{\partial L}{\partial W_{h}} &= X^{\top} \cdot E_{h}" in errors
     table = outputs["docs/derivations/mlp/variables.tex"]
     for row in (
         r"$X$ & input & $(3 \times 1)$",
-        r"$W_{h}$ & weights (inputs by units) & $(1 \times 2)$",
+        r"$W_{h}$ & weights (inputs, units) & $(1 \times 2)$",
         r"$O$ & activation, ReLU & $(3 \times 2)$",
     ):
         assert row in table
@@ -231,12 +252,25 @@ def test_mlp_states_the_error_form():
 
 def test_sigmoid_cnn_tracks_the_shapes_of_the_source(sigmoid_small):
     tracking = sigmoid_small["docs/derivations/sigmoid_small/shape-tracking.tex"]
-    # 6x6 input, 3x3 filter: 4x4 = 16 features, batch 100 from the spec
-    assert r"= (16 \times 100) \cdot (100 \times 1)" in tracking
-    assert r"= (16 \times 1)" in tracking
-    assert r"\operatorname{reshape}_{100 \times 1 \times 4 \times 4}((100 \times 16))" in tracking
-    assert r"= (1 \times 1 \times 3 \times 3)" in tracking
+    # 6x6 input, 3x3 filter: 4x4 = 16 features, batch 100 from the spec; factors first, then one operation
+    # at a time
+    dw = r"(16{\times}100) \cdot \bigl((100{\times}1) \odot (100{\times}1) \odot (100{\times}1)\bigr)"
+    assert dw in tracking
+    assert r"\rightarrow (16{\times}100) \cdot (100{\times}1)" in tracking
+    assert r"\rightarrow (16{\times}1)" in tracking
+    # the reshape of the (100 x 16) product back to the 4x4 maps of the batch, and the filter's shape
+    assert r"\operatorname{reshape}_{100{\times}1{\times}4{\times}4}\bigl((100{\times}16)\bigr)" in tracking
+    assert r"\rightarrow (1{\times}1{\times}3{\times}3)" in tracking
+    # the batch sums are stated
     assert "sums over the $N = 100$ samples" in sigmoid_small["docs/derivations/sigmoid_small/dW2.tex"]
+    assert "sums over the $N = 100$ samples" in tracking
+    # the source's results, printed from the composed rules
+    assert (
+        r"\frac{\partial L}{\partial W} &= F^{\top} \cdot \bigl((O - Y) \odot O \odot (1 - O)\bigr)"
+        in tracking
+    )
+    assert r"\bigl((O - Y) \odot O \odot (1 - O)\bigr) \cdot W^{\top}" in tracking
+    assert r"\odot H_{1} \odot (1 - H_{1})" in tracking
 
 
 @needs_tex
@@ -244,6 +278,64 @@ def test_other_architectures_compile(sigmoid_small, tmp_path):
     check_compiles(sigmoid_small, tmp_path / "sigmoid")
     outputs = rendered((ROOT / "derive" / "networks" / "mlp.toml").read_text(encoding="utf-8"))
     check_compiles(outputs, tmp_path / "mlp")
+
+
+def test_chain_rule_shows_every_factor_with_its_shape(small_cnn):
+    chain = small_cnn["docs/derivations/small_cnn/chain-rule.tex"]
+    # one Jacobian per link from L down to W1, each with its per-sample shape under it
+    jacobians = [
+        r"1 \times 1",
+        r"1 \times 1",
+        r"1 \times 4",
+        r"4 \times (2{\times}2)",
+        r"(2{\times}2) \times (4{\times}4)",
+    ]
+    jacobians += [r"(4{\times}4) \times (4{\times}4)", r"(4{\times}4) \times (3{\times}3)"]
+    position = 0
+    for numerator, shape in zip(
+        ["L", "A_{2}", "Z_{2}", "F", "P_{1}", "A_{1}", "Z_{1}"], jacobians, strict=True
+    ):
+        position = chain.index(rf"\frac{{\partial {numerator}}}", position)
+        position = chain.index(rf"}}}}_{{{shape}}}", position)
+    # multiplied from the left, W2 must enter transposed: (N x 1)(1 x 4) -> (N x 4)
+    assert r"\frac{\partial L}{\partial Z_{2}} \cdot W_{2}^{\top}" in chain
+    assert r"(N{\times}1) \cdot (1{\times}4) \rightarrow (N{\times}4)" in chain
+    corr = r"\operatorname{corr}\bigl((N{\times}1{\times}6{\times}6),\, (N{\times}1{\times}4{\times}4)\bigr)"
+    assert corr + r" \rightarrow (1{\times}1{\times}3{\times}3)" in chain
+
+
+def test_verification_comes_from_the_records(small_cnn, small_cnn_proof):
+    _, records = small_cnn_proof
+    text = small_cnn["docs/derivations/small_cnn/verification.tex"]
+    assert f"{len(records)} of {len(records)} obligations proven" in text
+    assert f"with SymPy {sympy.__version__}" in text
+    assert text.count(r"\item ") == len(records)
+    # the end-to-end proof of dL/dW1 lists the nine entries it checked
+    for m in range(3):
+        for n in range(3):
+            assert rf"$\partial L/\partial (W_{{1}})_{{{m},{n}}}$" in text
+
+
+def test_a_loss_named_E_leaves_the_errors_to_delta(sigmoid_small_proof):
+    network, records = sigmoid_small_proof
+    spec = dataclasses.replace(network.spec, notation={**network.spec.notation, "L": "E"})
+    outputs = latex_emitter.render(build(spec), records)
+    errors = outputs["docs/derivations/sigmoid_small/error-form.tex"]
+    assert r"\delta_{2} &= \frac{\partial E}{\partial Z_{2}}" in errors
+    assert r"\frac{\partial E}{\partial f} &= \operatorname{corr}(X,\, \delta_{1})" in errors
+    assert "E_{" not in errors
+
+
+def test_long_formulas_break_outside_braces_within_the_width():
+    terms = [rf"\frac{{1}}{{N}} (A_{{{i}}} - Y_{{{i}}})" for i in range(12)]
+    latex = r"\operatorname{corr}\Bigl(X_{0},\, " + r" \odot ".join(terms) + r"\Bigr)"
+    lines = break_lines(latex, 40)
+    assert len(lines) > 2
+    assert " ".join(lines).replace("  ", " ") == latex
+    for line in lines:
+        assert line.count("{") == line.count("}")
+        assert visible_width(line) <= 40
+    assert all(line.startswith(r"\odot") for line in lines[1:])
 
 
 def test_committed_small_cnn_derivation_is_current(small_cnn):

@@ -1,0 +1,66 @@
+"""What the templates place: rows of displayed equations, results (blocks), and escaped text.
+
+A ``Block`` is one result of a derivation: the document shows it in its
+section and the snippet ``docs/derivations/<name>/<key>.tex`` holds it alone.
+Everything in a block is already LaTeX; the templates do no computing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Row:
+    """One line of a display: ``left & right``, numbered when it has a label.
+
+    ``aside`` is a second column beside the equation (the shapes of a rule's
+    factors); a display with any aside is set as ``alignat`` with two columns.
+    """
+
+    left: str
+    right: str
+    label: str | None = None
+    aside: str = ""
+
+
+@dataclass
+class Block:
+    """One result: displays (each one ``align``), optional notes, and data for its template macro."""
+
+    key: str
+    title: str
+    displays: list[list[Row]]
+    intro: str = ""
+    notes: list[str] = field(default_factory=list)
+    kind: str = "equations"
+    data: dict = field(default_factory=dict)
+
+
+_TEXT_REPLACEMENTS = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "_": r"\_",
+    "^": r"\^{}",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "~": r"\~{}",
+    "⊙": r"$\odot$",
+    "·": r"$\cdot$",
+    "<": "$<$",
+    ">": "$>$",
+}
+
+
+def text_escape(value: str) -> str:
+    """Plain text (proof statements, methods, names) made safe for LaTeX text mode.
+
+    Every character that means something to TeX is replaced by its printed
+    form, and anything outside ASCII that has no replacement becomes ``?``, so
+    no input can reach TeX as a command.
+    """
+    out = "".join(_TEXT_REPLACEMENTS.get(ch, ch) for ch in value)
+    return out.encode("ascii", "replace").decode("ascii")

@@ -1,0 +1,560 @@
+"""The results of a derivation, computed once from a network's rules and proof records.
+
+``Derivation(network, records).build()`` returns the blocks the templates
+place, in document order: the architecture, the variables, the forward pass,
+the chain rule, every backward rule from the loss back, every entry of the
+first filter's gradient, the error form, the shape tracking and the
+verification. Every equation is the LaTeX reading (``codegen.latex_printer``)
+of a declared rule (``derive.layers``) or of a composition of them, the
+symbolic reading of one (``codegen.latex_entries``), or a proof record
+(``codegen.latex_verification``); nothing here states a gradient of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from math import prod
+
+from codegen.latex_content import Block, Row
+from codegen.latex_entries import EntrySymbols, bce_steps, entry_rows, squared_error_steps
+from codegen.latex_layout import LINE_WIDTH, RHS_WIDTH, break_lines, visible_width
+from codegen.latex_names import Names
+from codegen.latex_printer import DEFINITIONS, LatexReading, batch_size, shape_tex
+from codegen.latex_shapes import ShapeReading, jacobian_shape, per_sample
+from codegen.latex_verification import Verification
+from derive import texpr as tx
+from derive.network import Network, Step, gradient_name
+from derive.prover import ProofRecord
+
+PARAMETRISED = ("conv2d", "dense")
+FIGURE_WIDTH_CM = 15.6  # the architecture figure's span; the text is about 17 cm wide
+FLOW_WIDTH = 70.0
+ASIDE_WIDTH = 62.0  # a rule and its shapes side by side, with the equation number
+ASIDE_WIDTH_UNNUMBERED = 66.0  # the flow X -> Z1 -> ... in one centred line when it fits
+JACOBIAN_PHANTOM = r"\vphantom{\frac{\partial x_{1}}{\partial x_{1}}}"  # equal depth under every factor
+SHAPES = r"\text{shapes:}"
+TIMES = r" \times "
+
+
+class Derivation:
+    """Everything a network's document shows."""
+
+    def __init__(self, network: Network, records: list[ProofRecord]):
+        self.network = network
+        self.records = records
+        self.spec = network.spec
+        self.names = Names(self.spec.notation)
+        self.batch = batch_size(self.spec.batch)
+        self.read = LatexReading(self.names, batch=self.batch)
+        self.shapes = ShapeReading(self.names, self.batch)
+        self.plan = network.backward_plan()
+        self.rule_of = {target: expr for _, target, expr in self.plan}
+        self.blocks: list[Block] = []
+
+    # ------------------------------------------------------------ helpers
+
+    def shape(self, shape: tx.Shape) -> str:
+        return shape_tex(shape, self.batch)
+
+    def label(self, key: str) -> str:
+        return f"gp:{self.spec.name}:{key}"
+
+    def layers(self) -> list[Step]:
+        return [s for s in self.network.steps if s.layer is not None]
+
+    @property
+    def loss_step(self) -> Step:
+        return self.network.steps[-1]
+
+    @property
+    def first_layer(self) -> Step:
+        return next(s for s in self.layers() if s.layer.type in PARAMETRISED)
+
+    def chain(self) -> list[tx.Tensor]:
+        """The forward flow: input, every layer output, the loss."""
+        return [self.network.input] + [s.output for s in self.network.steps]
+
+    def grad(self, name: str) -> str:
+        return self.names.tensor(gradient_name(name))
+
+    def operation_name(self, step: Step, short: bool = False) -> str:
+        if step.layer is None:
+            return {"bce": r"\text{BCE}", "mse": r"\tfrac{1}{2}\lVert\cdot\rVert^{2}"}[self.spec.loss]
+        kind = step.layer.type
+        if kind == "maxpool2d" and short:
+            return r"\text{pool}"
+        if kind == "maxpool2d":
+            size = step.layer.options["size"]
+            return rf"\text{{max-pool}}\ {size}{{\times}}{size}"
+        return {
+            "conv2d": r"\operatorname{corr}",
+            "dense": r"\text{dense}",
+            "relu": r"\operatorname{ReLU}",
+            "sigmoid": r"\sigma",
+            "flatten": r"\text{flatten}",
+        }[kind]
+
+    def typeset(self, expr: tx.Expr, atom=None) -> str:
+        """The LaTeX reading of ``expr``; ``atom`` prints chosen sub-trees as something else."""
+        return LatexReading(self.names, atom=atom, batch=self.batch)(expr)
+
+    def equation_rows(self, left: str, latex: str, label: str | None = None) -> list[Row]:
+        """``left = latex``, broken into a first row and continuation rows when it does not fit one line."""
+        lines = break_lines(latex, RHS_WIDTH)
+        rows = [Row(left, "= " + lines[0], label)]
+        rows += [Row("", r"\quad " + line) for line in lines[1:]]
+        return rows
+
+    def fits_aside(self, target: str, expr: tx.Expr, numbered: bool = True) -> bool:
+        """Whether a rule and its factors' shapes fit side by side on one line."""
+        parts = (self.grad(target), self.read(expr), self.shapes.chain(expr))
+        limit = ASIDE_WIDTH if numbered else ASIDE_WIDTH_UNNUMBERED
+        return sum(visible_width(p) for p in parts) + 2 <= limit
+
+    def rule_rows(
+        self, target: str, expr: tx.Expr, label: str | None = None, aside: bool | None = None
+    ) -> list[Row]:
+        """A proven rule with its factors replaced by their shapes: beside it when both fit, else below."""
+        if aside is None:
+            aside = self.fits_aside(target, expr)
+        if aside:
+            return [Row(self.grad(target), "= " + self.read(expr), label, aside=self.shapes.chain(expr))]
+        rows = self.equation_rows(self.grad(target), self.typeset(expr), label)
+        return rows + self.shape_rows([self.shapes.chain(expr)])
+
+    def shape_rows(self, levels: list[str]) -> list[Row]:
+        """Shape levels, one per row after the first, each step marked by an arrow."""
+        rows: list[Row] = []
+        for n, level in enumerate(levels):
+            lines = break_lines(level, RHS_WIDTH)
+            head = r"\quad " if n == 0 else r"\quad \rightarrow "
+            rows.append(Row(SHAPES if n == 0 else "", head + lines[0]))
+            rows += [Row("", r"\qquad " + line) for line in lines[1:]]
+        return rows
+
+    # ------------------------------------------------------- architecture
+
+    def architecture(self) -> None:
+        chain = self.chain()
+        pieces = [self.names.symbol(chain[0].name)]
+        for step, tensor in zip(self.network.steps, chain[1:], strict=True):
+            pieces.append(rf"\xrightarrow{{{self.operation_name(step)}}} {self.names.symbol(tensor.name)}")
+        flow, current = [], ""
+        for piece in pieces:
+            if current and visible_width(current + piece) > FLOW_WIDTH:
+                flow.append(current)
+                current = ""
+            current = f"{current} {piece}".strip()
+        flow.append(current)
+        spacing = min(2.4, FIGURE_WIDTH_CM / max(1, len(chain) - 1))
+        nodes = []
+        for i, tensor in enumerate(chain):
+            step = self.network.steps[i - 1] if i else None
+            params = [
+                rf"{self.names.symbol(p.name)}\;({per_sample(p.shape)})"
+                for p in (step.params if step else ())
+            ]
+            nodes.append(
+                {
+                    "id": f"t{i}",
+                    "x": f"{i * spacing:.2f}",
+                    "name": self.names.symbol(tensor.name),
+                    "shape": per_sample(tensor.shape),
+                    "op": self.operation_name(step, short=True) if step else "",
+                    "params": params,
+                }
+            )
+        self.blocks.append(
+            Block(
+                "architecture",
+                "Architecture",
+                [],
+                kind="architecture",
+                data={"flow": flow, "nodes": nodes, "label": self.label("architecture-figure")},
+            )
+        )
+
+    # ---------------------------------------------------------- variables
+
+    def meaning(self, step: Step | None, tensor: tx.Tensor) -> str:
+        if tensor.name == self.network.input.name:
+            return "input"
+        if tensor.name == self.network.target.name:
+            return "target"
+        if step is None or step.layer is None:
+            return "loss: " + self.loss_step.rule.summary
+        kind = step.layer.type
+        if tensor in step.params:
+            if tensor.name == step.params[0].name:
+                return (
+                    "filters (filters, channels, rows, columns)"
+                    if kind == "conv2d"
+                    else "weights (inputs, units)"
+                )
+            return "bias, one per filter" if kind == "conv2d" else "bias, one per unit"
+        with_bias = " plus bias" if len(step.params) > 1 else ""
+        return {
+            "conv2d": "pre-activation: correlation" + with_bias,
+            "dense": "pre-activation: matrix product" + with_bias,
+            "relu": "activation, ReLU",
+            "sigmoid": "activation, sigmoid",
+            "maxpool2d": "max-pooled activation",
+            "flatten": "flattened features",
+        }[kind]
+
+    def variables(self) -> None:
+        rows = [(self.network.input, None), (self.network.target, None)]
+        for step in self.network.steps:
+            rows += [(p, step) for p in step.params] + [(step.output, step)]
+        table = []
+        for tensor, step in rows:
+            table.append(
+                {
+                    "name": self.names.symbol(tensor.name),
+                    "meaning": self.meaning(step, tensor),
+                    "shape": self.shape(tensor.shape) if tensor.shape else "scalar",
+                    "trainable": "yes" if step is not None and tensor in step.params else "no",
+                }
+            )
+        params = self.network.params
+        braces = " + ".join(
+            rf"\underbrace{{{TIMES.join(str(d) for d in p.shape)}}}_{{{self.names.symbol(p.name)}}}"
+            for p in params
+        )
+        sizes = " + ".join(str(prod(p.shape)) for p in params)
+        count = self.network.parameter_count
+        rhs = f"= {braces} = {sizes} = {count}" if len(params) > 1 else f"= {braces} = {count}"
+        rows_count = [Row(r"\#\text{parameters}", rhs, self.label("parameter-count"))]
+        self.blocks.append(
+            Block(
+                "variables",
+                "Variables and dimensions",
+                [rows_count],
+                kind="variables",
+                data={"table": table, "count": count, "batch": str(self.batch) if self.batch else "N"},
+            )
+        )
+
+    # ------------------------------------------------------------ forward
+
+    def forward(self) -> None:
+        rows = [
+            Row(
+                self.names.symbol(s.output.name),
+                "= " + self.read(s.forward),
+                self.label(f"forward-{s.output.name}"),
+            )
+            for s in self.network.steps
+        ]
+        self.blocks.append(Block("forward", "Forward equations", [rows]))
+
+    def forward_entries(self) -> None:
+        step = self.first_layer
+        symbols = EntrySymbols(self.names, [step.input, *step.params])
+        values = symbols.read(step.forward)
+        rows, notes = entry_rows(
+            self.names, step.output.name, values, symbols, gradient=False, limit=LINE_WIDTH
+        )
+        self.blocks.append(
+            Block(f"entries-{step.output.name}", "", [rows], notes=notes, data={"name": step.output.name})
+        )
+
+    def definitions(self) -> list[tuple[str, str]]:
+        """What each operator used by the network means, in the order of the language."""
+        used: set[type] = set()
+        for step in self.network.steps:
+            for e in [step.forward, *step.rules.values()]:
+                used |= {type(node) for node in walk(e)}
+        return [DEFINITIONS[t] for t in tx.OPERATIONS if t in used and t in DEFINITIONS]
+
+    # -------------------------------------------------------- chain rule
+
+    def path_rules(self, target: str) -> list[str]:
+        """The targets of the rules that lead from the loss to ``target``, in backprop order."""
+        needed = {target}
+        for _, tgt, expr in reversed(self.plan):
+            if tgt in needed:
+                needed |= {t.name[1:] for t in tx.tensors_in(expr) if is_gradient(t)}
+        return [tgt for _, tgt, _ in self.plan if tgt in needed]
+
+    def chain_rule(self) -> None:
+        step = self.first_layer
+        weight = step.params[0]
+        chain = self.chain()
+        path = list(reversed(chain[chain.index(step.output) :]))
+        links = list(zip(path, path[1:], strict=False)) + [(step.output, weight)]
+        factors = []
+        for upper, lower in links:
+            top, bottom = self.names.symbol(upper.name), self.names.symbol(lower.name)
+            fraction = rf"\frac{{\partial {top}}}{{\partial {bottom}}}{JACOBIAN_PHANTOM}"
+            factors.append(rf"\underbrace{{{fraction}}}_{{{jacobian_shape(upper.shape, lower.shape)}}}")
+        lines, current = [], ""
+        for factor in factors:
+            if current and visible_width(current + factor) > RHS_WIDTH:
+                lines.append(current)
+                current = ""
+            current = f"{current} \\, {factor}" if current else factor
+        lines.append(current)
+        jacobians = [Row(self.grad(weight.name), "= " + lines[0], self.label("chain-rule"))]
+        jacobians += [Row("", r"\quad " + line) for line in lines[1:]]
+        products: list[Row] = []
+        transposes: dict[str, tx.Tensor] = {}
+        path_targets = self.path_rules(weight.name)
+        aside = all(self.fits_aside(t, self.rule_of[t], numbered=False) for t in path_targets)
+        for target in path_targets:
+            expr = self.rule_of[target]
+            products += self.rule_rows(target, expr, aside=aside)
+            for node in walk(expr):
+                if isinstance(node, tx.Transpose) and isinstance(node.a, tx.Tensor):
+                    transposes.setdefault(node.a.name, node.a)
+        notes = [
+            rf"${self.names.symbol(t.name)}$ is stored as ${self.shape(t.shape)}$ and enters transposed, "
+            rf"${self.names.symbol(t.name)}^{{\top}}$ being ${self.shape(t.shape[::-1])}$"
+            for t in transposes.values()
+        ]
+        self.blocks.append(
+            Block(
+                "chain-rule",
+                "The chain rule for the first filter",
+                [jacobians, products],
+                data={"weight": weight.name, "transposes": notes, "aside": aside},
+            )
+        )
+
+    # ------------------------------------------------------ loss gradient
+
+    def loss_gradient(self) -> None:
+        step = self.loss_step
+        ((target, expr),) = step.rules.items()
+        output, y = self.network.output.name, self.network.target.name
+        if self.spec.loss == "bce":
+            steps = bce_steps(self.names, target, y, output, self.label("bce-identity"))
+        else:
+            steps = squared_error_steps(self.names, target, y)
+        rule = self.equation_rows(self.grad(target), self.typeset(expr), self.label(gradient_name(target)))
+        self.blocks.append(Block("loss-gradient", "The loss", [steps, rule], data={"target": target}))
+
+    # ----------------------------------------------------- layer by layer
+
+    def layer_rules(self) -> None:
+        for step, target, expr in self.plan:
+            if step is self.loss_step:
+                continue
+            key = gradient_name(target)
+            self.blocks.append(
+                Block(
+                    key,
+                    "",
+                    [self.rule_rows(target, expr, self.label(key))],
+                    notes=batch_notes(expr, self.batch),
+                    data={
+                        "layer": step.layer.type,
+                        "target": target,
+                        "role": role(step, target),
+                        "output": step.output.name,
+                        "input": step.input.name,
+                        "bias": len(step.params) > 1,
+                        "weight": step.params[0].name if step.params else "",
+                        "bias_name": step.params[1].name if len(step.params) > 1 else "",
+                    },
+                )
+            )
+
+    # ---------------------------------------------------- weight entries
+
+    def weight_entries(self) -> None:
+        step = self.first_layer
+        weight = step.params[0]
+        expr = self.rule_of[weight.name]
+        symbols = EntrySymbols(self.names, tx.tensors_in(expr))
+        values = symbols.read(expr)
+        upstream = step.upstream.shape
+        group = (
+            upstream[-1] if step.layer.type == "conv2d" else None
+        )  # one row of the output gradient per line
+        rows, notes = entry_rows(
+            self.names, weight.name, values, symbols, gradient=True, limit=RHS_WIDTH, group=group
+        )
+        displays = [
+            rows,
+            [Row(self.grad(weight.name), "= " + self.read(expr), self.label("identity-" + weight.name))],
+        ]
+        if step.input.name in step.rules:
+            key = gradient_name(step.input.name)
+            displays.append(
+                [
+                    Row(
+                        self.grad(step.input.name),
+                        "= " + self.read(step.rules[step.input.name]),
+                        self.label(key),
+                    )
+                ]
+            )
+        self.blocks.append(
+            Block(
+                f"entries-d{weight.name}",
+                "",
+                displays,
+                notes=notes,
+                data={
+                    "weight": weight.name,
+                    "upstream": gradient_name(step.output.name),
+                    "input": step.input.name,
+                    "conv": step.layer.type == "conv2d",
+                    "dx": step.input.name in step.rules,
+                    "count": values.size,
+                    "filters": step.output.shape[1] if step.layer.type == "conv2d" else 1,
+                },
+            )
+        )
+
+    # ---------------------------------------------------------- error form
+
+    def error_form(self) -> None:
+        layers = [s for s in self.layers() if s.layer.type in PARAMETRISED]
+        errors = {s.output.name for s in layers}
+
+        def atom(e: tx.Expr) -> str | None:
+            if isinstance(e, tx.Tensor) and is_gradient(e) and e.name[1:] in errors:
+                return self.names.error(e.name[1:])
+            return None
+
+        rows: list[Row] = []
+        for s in reversed(layers):
+            z = s.output.name
+            composed = self.compose(self.rule_of[z], stop=errors)
+            formula = self.typeset(composed, atom)
+            rows += self.equation_rows(
+                self.names.error(z), f"{self.grad(z)} = {formula}", self.label(f"error-{z}")
+            )
+        for s in reversed(layers):
+            for p in s.params:
+                formula = self.typeset(self.rule_of[p.name], atom)
+                rows += self.equation_rows(self.grad(p.name), formula, self.label(f"error-d{p.name}"))
+        self.blocks.append(
+            Block(
+                "error-form",
+                "The error form",
+                [rows],
+                data={
+                    "errors": [
+                        (self.names.error(s.output.name), self.names.symbol(s.output.name))
+                        for s in reversed(layers)
+                    ],
+                    "activations": [
+                        (s.layer.type, self.names.symbol(s.input.name), self.names.symbol(s.output.name))
+                        for s, target, _ in self.plan
+                        if s.layer is not None
+                        and s.layer.type in ("relu", "sigmoid")
+                        and target == s.input.name
+                    ],
+                },
+            )
+        )
+
+    def compose(self, expr: tx.Expr, stop: set[str]) -> tx.Expr:
+        """Substitute the rule of every gradient ``expr`` reads, down to the loss or a ``stop`` error."""
+        if isinstance(expr, tx.Tensor):
+            if is_gradient(expr) and expr.name[1:] in self.rule_of and expr.name[1:] not in stop:
+                return self.compose(self.rule_of[expr.name[1:]], stop)
+            return expr
+        changes = {
+            f.name: self.compose(getattr(expr, f.name), stop)
+            for f in dataclasses.fields(expr)
+            if isinstance(getattr(expr, f.name), tx.Expr)
+        }
+        return dataclasses.replace(expr, **changes)
+
+    # ------------------------------------------------------ shape tracking
+
+    def shape_tracking(self) -> None:
+        displays = []
+        for p in self.network.params:
+            composed = self.compose(self.rule_of[p.name], stop=set())
+            rows = self.equation_rows(
+                self.grad(p.name), self.typeset(composed), self.label(f"composed-d{p.name}")
+            )
+            displays.append(rows + self.shape_rows(self.shapes.levels(composed)))
+        columns = []
+        for tensor in self.chain() if self.batch else []:
+            if len(tensor.shape) == 2 and tensor.shape[0] == tx.BATCH:
+                columns.append(
+                    (self.names.symbol(tensor.name), self.shape(tensor.shape), self.shape(tensor.shape[::-1]))
+                )
+        notes = sorted(
+            {
+                note
+                for p in self.network.params
+                for note in batch_notes(self.compose(self.rule_of[p.name], set()), self.batch)
+            }
+        )
+        self.blocks.append(
+            Block("shape-tracking", "Shape tracking", displays, notes=notes, data={"columns": columns})
+        )
+
+    # --------------------------------------------------------- conventions
+
+    def conventions(self) -> dict:
+        kinds = {s.layer.type for s in self.layers()}
+        relu_inputs = [self.names.symbol(s.input.name) for s in self.layers() if s.layer.type == "relu"]
+        return {
+            "relu": "relu" in kinds,
+            "relu_inputs": relu_inputs,
+            "maxpool": "maxpool2d" in kinds,
+            "pooled": [self.names.symbol(s.input.name) for s in self.layers() if s.layer.type == "maxpool2d"],
+            "conv": "conv2d" in kinds,
+            "sigmoid": "sigmoid" in kinds,
+            "reduction": self.spec.reduction,
+            "loss": self.spec.loss,
+        }
+
+    # --------------------------------------------------------------- all
+
+    def build(self) -> list[Block]:
+        self.architecture()
+        self.variables()
+        self.forward()
+        self.forward_entries()
+        self.chain_rule()
+        self.loss_gradient()
+        self.layer_rules()
+        self.weight_entries()
+        self.error_form()
+        self.shape_tracking()
+        self.blocks.append(Verification(self.network, self.records, self.names, self.batch).block())
+        return self.blocks
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def is_gradient(tensor: tx.Tensor) -> bool:
+    return tensor.name.startswith("d") and len(tensor.name) > 1 and tensor.name[1].isupper()
+
+
+def role(step: Step, target: str) -> str:
+    """``weight``, ``bias`` or ``input``: what a rule of ``step`` differentiates."""
+    names = [p.name for p in step.params]
+    if target in names:
+        return "weight" if target == names[0] else "bias"
+    return "input"
+
+
+def walk(expr: tx.Expr):
+    yield expr
+    for operand in expr.operands:
+        yield from walk(operand)
+
+
+def batch_notes(expr: tx.Expr, batch: int | None) -> list[str]:
+    """Where a rule sums over the batch (a contraction of the sample axis)."""
+    count = f"$N = {batch}$" if batch else "$N$"
+    notes = []
+    for node in walk(expr):
+        if isinstance(node, tx.MatMul) and node.a.shape[1] == tx.BATCH:
+            notes.append(f"The matrix product contracts the sample axis: it sums over the {count} samples.")
+        elif isinstance(node, tx.Correlate) and node.weight_form:
+            notes.append(f"The correlation contracts the sample axis: it sums over the {count} samples.")
+        elif isinstance(node, tx.SumAxes) and 0 in node.axes:
+            notes.append(f"The sum runs over the sample axis too ({count} samples).")
+    return list(dict.fromkeys(notes))
