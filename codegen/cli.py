@@ -1,7 +1,8 @@
 """The ``gradproof`` command: prove, build, check, networks.
 
 Exit codes: 0 everything holds, 1 a proof failed or outputs drifted (or a
-hand-edited file blocks a build), 2 bad input (usage or spec).
+hand-edited file blocks a build, or the outputs cannot be written), 2 bad input
+(usage, spec, or a network too large to prove entry by entry).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def declared_specs(root: Path) -> list[str]:
 
 def _prove(network: Network, quiet: bool) -> tuple[list[prover.ProofRecord], float]:
     """Prove with a progress bar that appears only when proving takes more than a few seconds."""
-    total = len(network.steps) + network.parameter_count
+    total = len(network.steps) + len(network.params)  # prove() reports once per step and per parameter
     start = time.perf_counter()
     with tqdm(
         total=total,
@@ -134,6 +135,12 @@ def cmd_build(args) -> int:
     except HandEditedError as error:
         print(f"gradproof: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as error:
+        print(
+            f"gradproof: cannot write the outputs, the previous files are left as they were: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     print(
         f"gradproof: {network.spec.name}: {len(records)} obligations proven in {seconds:.2f} s; "
         f"{len(outputs)} files, {len(changed)} written under {root}"
@@ -206,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except SpecError as error:
         print(f"gradproof: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (RecursionError, MemoryError) as error:
+        what = "recursion limit" if isinstance(error, RecursionError) else "memory"
+        print(
+            f"gradproof: error: the element-wise proof ran out of {what}: the network is too large to "
+            "prove entry by entry; prove a smaller network of the same architecture",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
 
 

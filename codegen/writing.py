@@ -11,8 +11,10 @@ interrupted build leaves the previous files intact.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,27 +66,70 @@ class HandEditedError(RuntimeError):
     """Refusal to overwrite generated files that were edited by hand."""
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_all(root: Path, outputs: dict[str, str], force: bool = False) -> list[Path]:
-    """Write every output under ``root`` atomically; return the paths that changed."""
+    """Write every output under ``root`` atomically; return the paths that changed.
+
+    Each file is staged in a temporary file beside its target, then all are renamed into place.
+    If anything fails (or is interrupted) before the last rename, the temporary files are removed
+    and the files already renamed get their previous contents back, so the build changes nothing.
+    A new file gets the permissions of an ordinary file (0666 less the umask), a replaced file keeps
+    its own.
+    """
     targets = {root / relative: text for relative, text in sorted(outputs.items())}
     edited = [p for p in targets if p.is_file() and hand_edited(p.read_text(encoding="utf-8"))]
     if edited and not force:
         names = ", ".join(str(p) for p in edited)
         raise HandEditedError(f"{names}: edited by hand (hash mismatch); rerun with --force to overwrite")
-    staged: list[tuple[str, Path]] = []
+    staged: list[tuple[str, Path, bytes | None]] = []  # (temporary, target, previous contents)
+    renamed = 0
     try:
         for path, text in targets.items():
-            if path.is_file() and path.read_text(encoding="utf-8") == text:
+            previous = path.read_bytes() if path.is_file() else None
+            if previous is not None and previous.decode("utf-8", errors="replace") == text:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
+            mode = stat.S_IMODE(path.stat().st_mode) if previous is not None else 0o666 & ~_umask()
             fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            staged.append((temporary, path, previous))
+            try:
+                handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+            except BaseException:
+                os.close(fd)
+                raise
+            with handle:
                 handle.write(text)
-            staged.append((temporary, path))
+            os.chmod(temporary, mode)
+        for temporary, path, _ in staged:
+            os.replace(temporary, path)
+            renamed += 1
     except BaseException:
-        for temporary, _ in staged:
-            os.unlink(temporary)
+        for temporary, _, _ in staged[renamed:]:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        for _, path, previous in reversed(staged[:renamed]):
+            _restore(path, previous)
         raise
-    for temporary, path in staged:
-        os.replace(temporary, path)
-    return [path for _, path in staged]
+    return [path for _, path, _ in staged]
+
+
+def _restore(path: Path, previous: bytes | None) -> None:
+    """Put back a file's previous contents (or remove a file that did not exist), best effort."""
+    with contextlib.suppress(OSError):
+        if previous is None:
+            path.unlink()
+            return
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(previous)
+        try:
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+            os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
