@@ -50,7 +50,8 @@ def test_wrong_rule_is_rejected_by_the_predicted_obligations(mutant, nodes):
 def test_the_catalogue_covers_the_issue_list():
     mistakes = " ".join(m.mistake for m in CATALOGUE)
     for phrase in ("true convolution", "not turned", "window one row off", "dZ2^T", "W2^T", "batch sum",
-                   "sum over positions", "twice", "ReLU'(0) = 1/2", "ReLU'(0) = 1 ", "every entry",
+                   "sum over positions", "twice", "dense layer's batch sum", "convolution's bias gradient",
+                   "ReLU'(0) = 1/2", "ReLU'(0) = 1 ", "every entry",
                    "window (j, i)", "A2 + Y", "(A2 - Y) A2 (1 - A2)", "without its 1/2", "1/N forgotten",
                    "/ N for a batch sum", "A (1 + A)", "upstream gradient dA1 dropped"):  # fmt: skip
         assert phrase in mistakes, phrase
@@ -88,7 +89,7 @@ def test_every_rule_in_the_backward_chain_is_checked_end_to_end(nodes):
     on one sample, where a sum and a mean agree; the local proof (batch 2)
     catches those. (The mlp is proven end to end at its batch of 3.)
     """
-    batch_only = {"conv_dB_no_batch_sum", "bce_sum_for_mean"}
+    batch_only = {"conv_dB_no_batch_sum", "dense_dB_no_batch_sum", "bce_sum_for_mean"}
     off_chain = {
         "conv_dX_kernel_not_turned",
         "relu_half_at_zero",

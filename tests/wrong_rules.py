@@ -386,6 +386,21 @@ CATALOGUE: list[Mutant] = [
         ("local dense: dL/dB2", "end-to-end dL/dB2"),
     ),
     Mutant(
+        "conv_dB_doubled",
+        "dB1 = sum(dZ1) + sum(dZ1): the convolution's bias gradient accumulated twice",
+        "small_cnn",
+        lambda n: replace_rule(n, "conv2d", "B1", lambda s: plus(s.rules["B1"], s.rules["B1"])),
+        ("local conv2d: dL/dB1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "dense_dB_no_batch_sum",
+        "dB2 = dZ2 of the first sample: the dense layer's batch sum forgotten",
+        "small_cnn",
+        lambda n: replace_rule(n, "dense", "B2", lambda s: FirstSample(_g(s))),
+        # one sample end to end cannot see a batch sum; the local proof at batch 2 does
+        ("local dense: dL/dB2",),
+    ),
+    Mutant(
         "relu_half_at_zero",
         "ReLU'(0) = 1/2 (SymPy's Heaviside(0) default)",
         "small_cnn",
