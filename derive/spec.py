@@ -7,6 +7,7 @@ anything is built, so a bad spec never gets as far as writing a file.
 
 from __future__ import annotations
 
+import keyword
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -14,9 +15,13 @@ from importlib import resources
 from math import prod
 from pathlib import Path
 
+import numpy as np
+
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 # a notation value: a letter (or a short word) with an optional subscript, e.g. f, W_h, Z_{o}
-NOTATION_VALUE = re.compile(r"[A-Za-z]{1,3}(_\{?[A-Za-z0-9]{1,4}\}?)?")
+NOTATION_VALUE = re.compile(r"([A-Za-z]{1,3})(?:_([A-Za-z0-9]{1,4})|_\{([A-Za-z0-9]{1,4})\})?")
+# a canonical tensor name: a stem, a layer number, an optional de-duplication suffix (Z1, Z1_2, F)
+CANONICAL_NAME = re.compile(r"([A-Za-z]+?)(\d*)(?:_(\d+))?")
 LOSSES = ("bce", "mse")
 REDUCTIONS = ("mean", "sum")
 LAYER_FIELDS: dict[str, dict[str, str]] = {
@@ -33,8 +38,17 @@ OPTIONAL_FIELDS: dict[str, dict[str, bool]] = {
     "dense": {"bias": True},
 }
 TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch"}
-# Largest forward graph (multiply-adds per sample) the prover accepts element-wise.
+# What the element-wise prover can finish, measured on two cores (SymPy 1.13, the DAG prover).
+# Breadth: multiply-adds per sample; 138,625 prove in about a minute and 0.8 GB, and time and
+# memory grow about linearly. Depth: chain-rule products in the largest end-to-end derivative
+# (the paths from a parameter entry to L, a sigmoid on the way counting twice); 4,096 prove in
+# 11 s, 10,000 in 53 s and 1.5 GB, 32,768 run out of 3 GB, 16 sigmoid layers in a row (65,536)
+# take 40 s and 1.2 GB, 32 of them more than 8 GB. Layers: the prover recurses once per layer,
+# 400 layers exceed Python's recursion limit.
 MAX_TERMS = 600_000
+MAX_CHAIN = 10_000
+MAX_LAYERS = 64
+SUGGESTION = "prove a smaller network of the same architecture: the rules do not depend on the size"
 
 
 class SpecError(ValueError):
@@ -121,8 +135,12 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
             raise SpecError(source, "missing required field", field=required)
 
     name = data["name"]
-    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
-        raise SpecError(source, f"must be an identifier (letters, digits, _), got {name!r}", field="name")
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name) or keyword.iskeyword(name):
+        raise SpecError(
+            source,
+            f"must be an identifier (letters, digits, _; not a Python keyword), got {name!r}",
+            field="name",
+        )
     shape = data["input"]
     if not isinstance(shape, list) or len(shape) not in (1, 3):
         raise SpecError(
@@ -136,6 +154,12 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
     raw_layers = data["layers"]
     if not isinstance(raw_layers, list) or not raw_layers or not all(isinstance(r, dict) for r in raw_layers):
         raise SpecError(source, "must be a non-empty array of tables ([[layers]])", field="layers")
+    if len(raw_layers) > MAX_LAYERS:
+        raise SpecError(
+            source,
+            f"too deep for element-wise proof: {len(raw_layers)} layers (limit {MAX_LAYERS}); {SUGGESTION}",
+            field="layers",
+        )
     layers = tuple(_parse_layer(source, index, raw) for index, raw in enumerate(raw_layers))
 
     notation = data.get("notation", {})
@@ -242,15 +266,64 @@ def _check_structure(spec: NetworkSpec) -> None:
     if sum(layer.type == "flatten" for layer in spec.layers) > 1:
         second = [layer for layer in spec.layers if layer.type == "flatten"][1]
         raise SpecError(src, "only one flatten layer is allowed", second.index, "type")
+    entries = prod(spec.input)
+    if entries > MAX_TERMS:
+        raise SpecError(
+            src,
+            f"too large for element-wise proof: {entries:,} input entries "
+            f"(limit {MAX_TERMS:,}); {SUGGESTION}",
+            field="input",
+        )
     terms = forward_terms(spec)
     if terms > MAX_TERMS:
         raise SpecError(
             src,
             f"too large for element-wise proof: {terms:,} multiply-adds per sample "
-            f"(limit {MAX_TERMS:,}); prove a smaller input or fewer filters of the same "
-            "architecture, the rules do not depend on the size",
+            f"(limit {MAX_TERMS:,}); {SUGGESTION}",
             field="input",
         )
+    products, layer = chain_products(spec)
+    if products > MAX_CHAIN:
+        raise SpecError(
+            src,
+            f"too large for element-wise proof: {products:,} chain-rule products in the derivative of "
+            f"its parameters (limit {MAX_CHAIN:,}): use fewer or narrower layers, or fewer sigmoid "
+            f"layers; {SUGGESTION}",
+            layer.index,
+            "units" if layer.type == "dense" else "filters",
+        )
+
+
+def chain_products(spec: NetworkSpec) -> tuple[int, LayerSpec | None]:
+    """Products in the chain rule of the largest end-to-end derivative, and the layer it belongs to.
+
+    For one sample, the number of paths from a parameter entry to ``L`` in the element-wise graph,
+    a sigmoid on the way counting twice (its derivative ``A (1 - A)`` repeats its input); the
+    largest over every parameter entry. Call only on a network within ``MAX_TERMS``.
+    """
+    shapes = [spec.input, *layer_shapes(spec)]
+    paths = np.ones(shapes[-1], dtype=object)  # per entry, paths to L; Python integers never overflow
+    worst, where = 0, None
+    for layer, before in zip(reversed(spec.layers), reversed(shapes[:-1]), strict=True):
+        if layer.type == "sigmoid":
+            paths = paths * 2
+        elif layer.type == "flatten":
+            paths = paths.reshape(before)
+        elif layer.type == "maxpool2d":
+            size = layer.options["size"]
+            paths = paths.repeat(size, axis=1).repeat(size, axis=2)
+        elif layer.type == "dense":  # W[i, j] and B[j] reach L through Z[j]; F[i] through every Z[j]
+            worst, where = max((worst, where), (max(paths), layer), key=lambda pair: pair[0])
+            paths = np.full(before, sum(paths), dtype=object)
+        elif layer.type == "conv2d":  # W[f, c, m, n] and B[f] reach L through every Z[f, i, j]
+            per_filter = max(sum(paths[f].ravel()) for f in range(paths.shape[0]))
+            worst, where = max((worst, where), (per_filter, layer), key=lambda pair: pair[0])
+            k = layer.options["kernel"]
+            padded = np.zeros((paths.shape[0], before[1] + k - 1, before[2] + k - 1), dtype=object)
+            padded[:, k - 1 : k - 1 + paths.shape[1], k - 1 : k - 1 + paths.shape[2]] = paths
+            through = sum(padded[:, m : m + before[1], n : n + before[2]] for m in range(k) for n in range(k))
+            paths = np.broadcast_to(through.sum(axis=0), before).copy()
+    return worst, where
 
 
 def canonical_names(spec: NetworkSpec) -> set[str]:
@@ -258,6 +331,15 @@ def canonical_names(spec: NetworkSpec) -> set[str]:
     from derive.network import build  # local: network imports this module
 
     return set(build(spec).tensor_names())
+
+
+def _symbol(name: str, notation: dict[str, str]) -> tuple[str, str]:
+    """(stem, subscript) a tensor is typeset with: ``W_{h}`` and ``W_h`` are both ("W", "h")."""
+    if name in notation:
+        stem, plain, braced = NOTATION_VALUE.fullmatch(notation[name]).groups()
+        return stem, plain or braced or ""
+    stem, number, duplicate = CANONICAL_NAME.fullmatch(name).groups()
+    return stem, ",".join(part for part in (number, duplicate) if part)
 
 
 def _check_notation(spec: NetworkSpec) -> None:
@@ -272,4 +354,16 @@ def _check_notation(spec: NetworkSpec) -> None:
                 spec.source,
                 f"must be a letter or short word with an optional subscript, like f or W_h; got {value!r}",
                 field=f"notation.{key}",
+            )
+    owners: dict[tuple[str, str], str] = {}
+    for name in sorted(known, key=lambda n: (n not in spec.notation, n)):
+        symbol = _symbol(name, spec.notation)
+        other = owners.setdefault(symbol, name)
+        if other != name:
+            renamed = name if name in spec.notation else other
+            clash = other if renamed == name else name
+            raise SpecError(
+                spec.source,
+                f"{spec.notation[renamed]!r} would print {renamed} and {clash} as the same symbol",
+                field=f"notation.{renamed}",
             )

@@ -1,10 +1,14 @@
 """Bad specs: one clear message naming file, layer and field; exit 2; nothing written."""
 
 import textwrap
+import time
 
 import pytest
 
+from codegen import cli
 from codegen.cli import main
+from derive import prover
+from derive import spec as specs
 
 GOOD = """\
 name = "net"
@@ -56,13 +60,71 @@ CASES = {
     ),
     "bce_without_sigmoid": (GOOD.replace('[[layers]]\ntype = "sigmoid"\n', ""), ["loss", "sigmoid"]),
     "bad_loss": (GOOD.replace('loss = "bce"', 'loss = "hinge"'), ["loss", "one of bce, mse"]),
-    "bad_reduction": (GOOD + 'reduction = "max"\n', ["reduction"]),
+    "bad_reduction": ('reduction = "max"\n' + GOOD, [": reduction: must be one of mean, sum"]),
     "name_not_identifier": (GOOD.replace('name = "net"', 'name = "x\\nimport os"'), ["name", "identifier"]),
     "notation_injection": (GOOD + '[notation]\nW1 = "\\\\input{/etc/passwd}"\n', ["notation.W1"]),
     "notation_unknown_tensor": (GOOD + '[notation]\nQ9 = "q"\n', ["notation.Q9", "unknown tensor"]),
     "too_large": (
         GOOD.replace("[1, 6, 6]", "[3, 400, 400]").replace("filters = 1", "filters = 64"),
-        ["input", "too large for element-wise proof", "multiply-adds"],
+        ["input", "too large for element-wise proof", "multiply-adds", "smaller network"],
+    ),
+    # the largest sizes a spec may give: only arithmetic may look at them
+    "too_large_at_the_limits": (
+        GOOD.replace("[1, 6, 6]", "[10000, 10000, 10000]").replace("filters = 1", "filters = 10000"),
+        ["input", "too large for element-wise proof", "input entries", "smaller network"],
+    ),
+    # a pooling layer reads far more entries than it writes: the input is counted
+    "too_large_pooled_away": (
+        GOOD.replace("[1, 6, 6]", "[1, 6000, 6000]")
+        .replace('type = "conv2d"\nfilters = 1\nkernel = 3', 'type = "maxpool2d"\nsize = 6000')
+        .replace('[[layers]]\ntype = "maxpool2d"\nsize = 2\n', ""),
+        ["input", "36,000,000 input entries", "smaller network"],
+    ),
+    "too_deep": (
+        GOOD.replace('[[layers]]\ntype = "relu"\n', '[[layers]]\ntype = "relu"\n' * 70),
+        ["layers", "too deep for element-wise proof", "75 layers", "smaller network"],
+    ),
+    "too_many_chain_products": (
+        'name = "deep"\ninput = [8]\nloss = "mse"\n'
+        + '[[layers]]\ntype = "dense"\nunits = 8\n[[layers]]\ntype = "sigmoid"\n' * 6,
+        ["layers[0].units", "chain-rule products", "sigmoid", "smaller network"],
+    ),
+    "zero_size": (GOOD.replace("[1, 6, 6]", "[1, 0, 6]"), ["input", "between 1 and"]),
+    "input_not_three_dimensional": (
+        GOOD.replace("[1, 6, 6]", "[6, 6]"),
+        ["input", "[channels, height, width]"],
+    ),
+    "negative_batch": ("batch = -3\n" + GOOD, ["batch", "between 1 and"]),
+    "bias_not_boolean": (
+        GOOD.replace("units = 1", "units = 1\nbias = 1"),
+        ["layers[4].bias", "true or false"],
+    ),
+    "layer_without_type": (GOOD.replace('type = "relu"\n', ""), ["layers[1].type", "missing required field"]),
+    "layers_not_tables": (GOOD.split("[[layers]]")[0] + "layers = [1, 2]\n", ["layers", "array of tables"]),
+    "duplicate_key": (GOOD.replace("kernel = 3", "kernel = 3\nkernel = 2"), ["malformed TOML"]),
+    "ends_in_an_image": (
+        GOOD.replace('[[layers]]\ntype = "flatten"\n[[layers]]\ntype = "dense"\nunits = 1\n', ""),
+        ["layers[3].type", "must end in a vector"],
+    ),
+    "bce_with_a_hidden_sigmoid_only": (
+        GOOD.replace('type = "relu"', 'type = "sigmoid"').removesuffix('"sigmoid"\n') + '"relu"\n',
+        ["loss", "sigmoid output"],
+    ),
+    "name_python_keyword": (GOOD.replace('name = "net"', 'name = "class"'), ["name", "Python keyword"]),
+    "name_closing_the_docstring": (
+        GOOD.replace('name = "net"', 'name = "x\\"\\"\\"; import os; \\"\\"\\""'),
+        ["name", "identifier"],
+    ),
+    "name_path": (GOOD.replace('name = "net"', 'name = "../../etc/net"'), ["name", "identifier"]),
+    "notation_not_a_string": (GOOD + "[notation]\nW1 = 3\n", ["notation.W1", "letter or short word"]),
+    "notation_unbalanced_brace": (GOOD + '[notation]\nW1 = "W_{h"\n', ["notation.W1", "letter or short"]),
+    "notation_same_symbol_twice": (
+        GOOD + '[notation]\nW1 = "f"\nW2 = "f"\n',
+        ["notation.W2", "W2 and W1 as the same symbol"],
+    ),
+    "notation_takes_another_tensors_symbol": (
+        GOOD + '[notation]\nA1 = "Z_{1}"\n',
+        ["notation.A1", "A1 and Z1 as the same symbol"],
     ),
 }
 
@@ -94,3 +156,44 @@ def test_the_good_spec_is_accepted(tmp_path):
 def test_missing_file_exits_two(tmp_path, capsys):
     assert main(["prove", str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml" in capsys.readouterr().err
+
+
+TOO_LARGE = [case for case in CASES if case.startswith(("too_large", "too_deep", "too_many"))]
+
+
+@pytest.mark.parametrize("case", TOO_LARGE)
+def test_a_network_too_large_to_prove_is_refused_at_once(case, tmp_path, capsys):
+    """Refused by arithmetic on the sizes, before any tensor is built: no hang, no memory."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(CASES[case][0])
+    start = time.perf_counter()
+    assert main(["prove", str(spec)]) == 2
+    assert time.perf_counter() - start < 1.0
+    assert "limit" in capsys.readouterr().err
+
+
+def test_the_largest_shipped_network_is_within_the_limits():
+    for name in specs.builtin_names():
+        spec = specs.load(name)
+        assert specs.forward_terms(spec) <= specs.MAX_TERMS
+        assert specs.chain_products(spec)[0] <= specs.MAX_CHAIN
+        assert len(spec.layers) <= specs.MAX_LAYERS
+
+
+@pytest.mark.parametrize("error", [RecursionError, MemoryError])
+def test_a_proof_that_exhausts_recursion_or_memory_fails_cleanly(error, monkeypatch, capsys):
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(prover, "prove", exhausted)
+    assert cli.main(["prove", "mlp"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too large to prove entry by entry" in err
+
+
+def test_a_spec_that_is_not_utf8_exits_two(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_bytes(GOOD.encode() + b"# \xff\xfe\n")
+    assert main(["prove", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(spec) in err and "cannot read" in err
