@@ -35,7 +35,7 @@ def _proof_summary(records: list[ProofRecord], target: str, rule: tx.Expr) -> st
     for r in records:
         if r.holds and r.statement.startswith(statement) and r.level in ("local", "end-to-end"):
             parts.append(f"{r.level} {r.entries}/{r.entries}")
-    return (", ".join(parts) or "local") + " entries"
+    return f"{', '.join(parts)} entries" if parts else "no proof record given to the emitter"
 
 
 def _shape_text(shape: tx.Shape) -> str:

@@ -35,10 +35,11 @@ class NumpyReading:
 
     def read_Correlate(self, e: tx.Correlate) -> str:
         helper = "correlate_weight" if e.weight_form else "correlate"
+        self.helpers.add("im2col")
         return self._call(helper, self(e.x), self(e.kernel))
 
     def read_FullConvolve(self, e: tx.FullConvolve) -> str:
-        self.helpers.add("correlate")
+        self.helpers.update(("correlate", "im2col"))
         return self._call("full_convolve", self(e.grad), self(e.kernel))
 
     def read_MatMul(self, e: tx.MatMul) -> str:
@@ -87,7 +88,7 @@ class NumpyReading:
         return self._call("maxpool", self(e.a), str(e.size))
 
     def read_RouteMax(self, e: tx.RouteMax) -> str:
-        self.helpers.add("maxpool")
+        self.helpers.add("first_max")
         return self._call("route_max", self(e.a), self(e.grad), str(e.size))
 
     def _reduced(self, total: str, reduction: str) -> str:
@@ -105,35 +106,57 @@ HELPERS: dict[str, str] = {
 def sigmoid(z):
     """Logistic function that never overflows: exp is only taken of -|z|."""
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    return np.where(z >= 0, 1, e) / (1 + e)
+''',
+    "im2col": '''
+def im2col(x, oh, ow):
+    """The im2col columns of x for an oh x ow correlation output, a block of samples at a time.
+
+    Yields (samples, columns) with columns[s, (c, m, k), (i, j)] = x[samples][s, c, i+m, j+k]:
+    one row per kernel entry (c, m, k), holding the input shifted by (m, k). A block holds about
+    2**16 numbers, so that its columns stay in cache while BLAS multiplies them.
+    """
+    n, c, h, w = x.shape
+    kh, kw = h - oh + 1, w - ow + 1
+    shifted = as_strided(x, x.shape[:2] + (kh, kw, oh, ow), x.strides + x.strides[2:])  # a view
+    step = max(1, 65536 // shifted[0].size)
+    for samples in [slice(start, start + step) for start in range(0, n, step)]:
+        yield samples, shifted[samples].reshape(-1, c * kh * kw, oh * ow)
 ''',
     "correlate": '''
 def correlate(x, w):
     """Valid cross-correlation, stride 1: (N, C, H, W) with (F, C, kh, kw) -> (N, F, H-kh+1, W-kw+1).
 
-    out[n, f, i, j] = sum_{c, m, k} x[n, c, i+m, j+k] w[f, c, m, k]: the sliding windows laid out
-    as rows (im2col), times the kernels, in one BLAS matrix product.
+    out[n, f, i, j] = sum_{c, m, k} x[n, c, i+m, j+k] w[f, c, m, k]: for each block of samples,
+    the kernels times the im2col columns, one BLAS matrix product per sample, written straight
+    into the output.
     """
-    n, c, h, w_ = x.shape
+    n, _, h, w_ = x.shape
     f, _, kh, kw = w.shape
     oh, ow = h - kh + 1, w_ - kw + 1
-    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))  # (N, C, oh, ow, kh, kw)
-    rows = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
-    return (rows @ w.reshape(f, -1).T).reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
+    kernels = w.reshape(f, -1)
+    out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w))
+    rows = out.reshape(n, f, oh * ow)
+    for samples, columns in im2col(x, oh, ow):
+        np.matmul(kernels, columns, out=rows[samples])
+    return out
 ''',
     "correlate_weight": '''
 def correlate_weight(x, g):
     """Weight gradient: correlate each input channel with each output gradient, summed over the batch.
 
-    out[f, c, m, k] = sum_{n, i, j} x[n, c, i+m, j+k] g[n, f, i, j] -> (F, C, kh, kw), as one
-    BLAS matrix product of the gradients with the input windows.
+    out[f, c, m, k] = sum_{n, i, j} x[n, c, i+m, j+k] g[n, f, i, j] -> (F, C, kh, kw): for each
+    block of samples, the gradients times the transposed im2col columns, one BLAS matrix product
+    per sample, summed.
     """
-    n, c, h, w_ = x.shape
-    f, gh, gw = g.shape[1:]
+    _, c, h, w_ = x.shape
+    n, f, gh, gw = g.shape
     kh, kw = h - gh + 1, w_ - gw + 1
-    windows = sliding_window_view(x, (gh, gw), axis=(2, 3))  # (N, C, kh, kw, gh, gw)
-    columns = windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * gh * gw)
-    return (g.transpose(1, 0, 2, 3).reshape(f, -1) @ columns.T).reshape(f, c, kh, kw)
+    grads = g.reshape(n, f, gh * gw)
+    out = np.zeros((f, c * kh * kw), dtype=np.result_type(x, g))
+    for samples, columns in im2col(x, gh, gw):
+        out += (grads[samples] @ columns.transpose(0, 2, 1)).sum(axis=0)
+    return out.reshape(f, c, kh, kw)
 ''',
     "full_convolve": '''
 def full_convolve(g, w):
@@ -149,30 +172,48 @@ def full_convolve(g, w):
 def maxpool(a, size):
     """Maximum of each non-overlapping size x size window (stride = size).
 
-    An element-wise maximum over the size * size strided views, one per window position.
+    The element-wise maximum of the size * size strided views, one per position in the window.
     """
-    out = a[:, :, ::size, ::size]
-    for p in range(size):
-        for q in range(size):
-            if p or q:
-                out = np.maximum(out, a[:, :, p::size, q::size])
+    windows = [a[:, :, p::size, q::size] for p in range(size) for q in range(size)]
+    out = np.maximum(windows[0], windows[-1])
+    for window in windows[1:-1]:
+        np.maximum(out, window, out=out)
     return out
+''',
+    "first_max": '''
+def first_max(candidates):
+    """Element-wise maximum of equally shaped arrays, and the index (uint8) of the first that holds it.
+
+    A later candidate takes over only where it is strictly greater, so a tie keeps the earlier one.
+    """
+    best = candidates[0]
+    index = np.zeros(best.shape, dtype=np.uint8)
+    for k, candidate in enumerate(candidates[1:], 1):
+        np.maximum(index, (candidate > best) * np.uint8(k), out=index)
+        best = np.maximum(best, candidate)
+    return best, index
 ''',
     "route_max": '''
 def route_max(a, g, size):
     """Max-pool routing: each window's gradient goes to its first maximum in row-major order.
 
-    Window positions are visited in row-major order; a position receives the gradient when it
-    holds the maximum and no earlier position did, so a tied window routes like torch's max_pool2d.
+    Row-major order decides the row first: along each row of a window, the column of the row's
+    first maximum; over the rows' maxima, the row of the window's first maximum (ties keep the
+    earlier candidate, so a tied window routes like torch's max_pool2d). The gradient of each
+    window goes to that row, then within the row to that column.
     """
-    pooled = maxpool(a, size)
-    routed = np.zeros(a.shape, dtype=g.dtype)
-    unrouted = np.ones(pooled.shape, dtype=bool)
+    n, c, h, w = a.shape
+    columns = a.reshape(a.size // size, size).T.copy()  # columns[q]: entry q of each window row
+    row_max, column = first_max(columns)
+    rows = row_max.reshape(n, c, h // size, size, w // size)  # rows[:, :, :, p]: the windows' row p
+    _, row = first_max([rows[:, :, :, p] for p in range(size)])
+    row_grads = np.empty(rows.shape, dtype=g.dtype)
     for p in range(size):
-        for q in range(size):
-            first = unrouted & (a[:, :, p::size, q::size] == pooled)
-            routed[:, :, p::size, q::size] = g * first
-            unrouted &= ~first
+        np.multiply(g, row == p, out=row_grads[:, :, :, p])
+    routed = np.empty(a.shape, dtype=g.dtype)
+    entries = routed.reshape(column.size, size)
+    for q in range(size):
+        np.multiply(row_grads.reshape(column.shape), column == q, out=entries[:, q])
     return routed
 ''',
     "bce_with_logits": '''
@@ -187,10 +228,12 @@ def bce_with_logits(z, y):
 }
 HELPER_ORDER = [
     "sigmoid",
+    "im2col",
     "correlate",
     "correlate_weight",
     "full_convolve",
     "maxpool",
+    "first_max",
     "route_max",
     "bce_with_logits",
 ]

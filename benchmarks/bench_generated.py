@@ -1,0 +1,633 @@
+"""Speed of the generated NumPy forward+backward against PyTorch CPU autograd, in one process.
+
+A script that prints tables (not a test). Run it from the checkout:
+
+    python benchmarks/bench_generated.py                 # tables, then benchmarks/generated_scaling.png
+    python benchmarks/bench_generated.py --threads 2     # BLAS and torch both on two threads
+    python benchmarks/bench_generated.py --profile       # where the generated code spends its time
+
+What is timed, per configuration (network, dtype, batch): one call of the generated
+``loss_and_grads(params, X, Y)`` (forward, loss and every parameter gradient), against the
+same network written with ``torch.nn.functional`` and differentiated by autograd (``from_numpy``
+inputs, forward, ``loss.backward()``, gradients back as NumPy views), and against the plain
+loop reference of ``tests/reference_numeric.py``. The contenders run interleaved, round after
+round, after a warm-up; the tables show medians. The loop reference is pure Python, one sample
+and one entry at a time, so it is timed only where it finishes in reasonable time: the small
+CNN at batches 1 and 64, the MNIST-size network at batch 1 (three rounds each); elsewhere the
+table shows "-".
+
+Threads: NumPy's BLAS (OpenBLAS) and torch use the same number of threads. By default that is
+one thread: ``--threads`` sets ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` before NumPy is
+imported and ``torch.set_num_threads`` to the same number; the header prints the number the
+BLAS library itself reports. One thread is the default because the benchmark machine is shared
+(two cores): a second thread that competes with another process for a core makes both
+OpenBLAS and torch's OpenMP pool spin, and the medians stop meaning anything. NumPy's
+element-wise operations are single-threaded whatever the setting; torch's are not.
+
+Configurations:
+- ``small_cnn`` (built in): 1x6x6 input, one 3x3 filter, ReLU, 2x2 max-pool, dense to 1,
+  sigmoid, binary cross-entropy; the committed module ``generated/small_cnn.py``.
+- ``mnist_cnn8`` (``benchmarks/specs/mnist_cnn8.toml``): 1x28x28 input, eight 5x5 filters,
+  ReLU, 2x2 max-pool, flatten (1152), dense to 1, sigmoid, binary cross-entropy. Its module is
+  rendered by the real NumPy emitter (``codegen.numpy_emitter.render``) into a temporary
+  directory and imported from there. The emitter wants the proof records for its comments;
+  proving this network element-wise takes minutes, so the script gives ``derive.prover.prove``
+  ``--prove-seconds`` (default 20 s) in a child process and renders with an empty record list
+  when it does not finish (the header says which). The records only change the comments of
+  the module, never its code.
+- the scaling plot also renders the MNIST-size architecture at other input sizes (12 to 44
+  pixels, same layers), the same way, without proving.
+
+Correctness: before timing, every configuration's gradients are compared with torch's: in
+float64 with rtol 1e-10, in float32 with rtol 1e-3 (and the float32 gradients must be
+float32). A mismatch stops the script: a timing of wrong code is worth nothing.
+
+FLOPs (written out in ``flops()``): a multiply-add counts 2, any other element-wise operation
+(add, compare, max, exp, log) 1. Per sample, for a conv layer with C input channels, F filters
+of k x k and an oh x ow output: forward 2*F*oh*ow*C*k^2 + F*oh*ow (bias); weight gradient
+2*F*oh*ow*C*k^2; bias gradient F*oh*ow; input gradient 2*F*oh*ow*C*k^2 only when it is needed
+(not for the first layer). Dense D -> U: forward 2*D*U + U, weight gradient 2*D*U, bias
+gradient U, input gradient 2*D*U when needed. ReLU: 1 per element forward, 1 per element
+backward (the mask product). Sigmoid: 3 per element forward, 3 backward when not fused.
+Max-pool s x s: s^2 - 1 comparisons per output forward; the routing is counted as 0 (torch
+keeps indices; gradproof's rule recomputes them, which is not useful work). Loss: 3 per output
+(BCE from the logit, its gradient) or 3 (half squared error). For ``mnist_cnn8`` this is
+about 0.49 MFLOP per sample, 94% of it the two convolutions. GFLOP/s is that count divided by
+the median time, and is set against a square float32/float64 matmul (``--matmul-size``,
+default 1024) measured in the same run with the same threads: the practical peak of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_SPEC = ROOT / "benchmarks" / "specs" / "mnist_cnn8.toml"
+PLOT = ROOT / "benchmarks" / "generated_scaling.png"
+BATCHES = (1, 64, 256)
+DTYPES = ("float32", "float64")
+# (network, batch) pairs where the pure-Python loop reference is timed.
+REFERENCE_AT = {("small_cnn", 1), ("small_cnn", 64), ("mnist_cnn8", 1)}
+REFERENCE_ROUNDS = 3
+TARGET_RATIO = 0.5  # generated time at most half of torch's
+TARGET_PEAK_SHARE = 0.25  # at least a quarter of the matmul rate on the 28x28 network
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
+    parser.add_argument("--budget", type=float, default=1.5, help="seconds of timing per configuration")
+    parser.add_argument("--rounds", type=int, default=200, help="most rounds per configuration")
+    parser.add_argument("--min-rounds", type=int, default=15, help="fewest rounds per configuration")
+    parser.add_argument(
+        "--prove-seconds", type=float, default=20.0, help="time allowed for proving mnist_cnn8"
+    )
+    parser.add_argument("--matmul-size", type=int, default=1024)
+    parser.add_argument("--plot", type=Path, default=PLOT, help="where to write the scaling plot")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true", help="per-statement profile of mnist_cnn8, batch 256"
+    )
+    return parser.parse_args(argv)
+
+
+def set_threads(threads: int) -> None:
+    """Fix the BLAS and OpenMP thread counts; only effective before NumPy and torch are imported."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def blas_threads() -> int | None:
+    """The thread count the loaded OpenBLAS reports (None when it cannot be asked)."""
+    import ctypes
+
+    import numpy  # noqa: F401 - loads the BLAS library whose threads we ask for
+
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    for path in sorted(paths):
+        library = ctypes.CDLL(path)
+        for symbol in (
+            "scipy_openblas_get_num_threads64_",
+            "openblas_get_num_threads64_",
+            "openblas_get_num_threads",
+        ):
+            function = getattr(library, symbol, None)
+            if function is not None:
+                return int(function())
+    return None
+
+
+# ---------------------------------------------------------------------------- the contenders
+
+
+def load_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def prove_within(spec_path: Path, seconds: float) -> tuple[list, str]:
+    """The proof records of a spec if a child process proves it within ``seconds``, else []."""
+    from derive.prover import ProofRecord
+
+    script = (
+        "import json, sys\n"
+        "from derive import prover\n"
+        "from derive.network import build\n"
+        "from derive.spec import load\n"
+        "records = prover.prove(build(load(sys.argv[1])))\n"
+        "print(json.dumps([r.as_dict() for r in records]))\n"
+    )
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(spec_path)],
+            capture_output=True,
+            text=True,
+            timeout=seconds,
+            cwd=ROOT,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        return [], f"not proven within {seconds:.0f} s: rendered with an empty record list"
+    except subprocess.CalledProcessError as error:
+        reason = (error.stderr.strip().splitlines() or ["failed"])[-1]
+        return [], f"prover failed ({reason}): rendered with an empty record list"
+    records = [ProofRecord(**r) for r in json.loads(done.stdout)]
+    held = sum(r.holds for r in records)
+    return records, f"proven in {time.perf_counter() - start:.1f} s ({held}/{len(records)} obligations hold)"
+
+
+def render_module(spec_text_or_path: str | Path, records: list, directory: Path):
+    """Render a network's module with the real NumPy emitter into ``directory`` and import it."""
+    from unittest import mock
+
+    from codegen.numpy_emitter import render
+    from derive import spec as spec_module
+    from derive.network import build
+
+    # The spec reader refuses networks too large to prove element-wise (MAX_TERMS); rendering
+    # does not prove, so the limit is lifted while the spec is read.
+    with mock.patch.object(spec_module, "MAX_TERMS", 10**12, create=True):
+        if isinstance(spec_text_or_path, Path):
+            spec = spec_module.load(str(spec_text_or_path))
+        else:
+            spec = spec_module.parse(spec_text_or_path, "<benchmark>")
+    network = build(spec)
+    ((relative, text),) = render(network, records).items()
+    path = directory / Path(relative).name
+    path.write_text(text, encoding="utf-8")
+    return load_module(f"bench_{spec.name}", path), spec
+
+
+def layer_dicts(spec) -> list[dict]:
+    """The spec's layers as the plain dictionaries the loop reference reads."""
+    return [{"type": layer.type, **layer.options} for layer in spec.layers]
+
+
+def torch_step(spec, params: dict, X, Y):
+    """Forward, loss and autograd backward of the same network with torch.nn.functional."""
+    import torch
+    import torch.nn.functional as tf
+
+    tensors = {k: torch.from_numpy(v).requires_grad_() for k, v in params.items()}
+    value, logits, k = torch.from_numpy(X), None, 0
+    for layer in spec.layers:
+        if layer.type in ("conv2d", "dense"):
+            k += 1
+            w, b = tensors[f"W{k}"], tensors.get(f"B{k}")
+            value = (
+                tf.conv2d(value, w, b) if layer.type == "conv2d" else value @ w + (b if b is not None else 0)
+            )
+        elif layer.type == "relu":
+            value = torch.relu(value)
+        elif layer.type == "sigmoid":
+            logits, value = value, torch.sigmoid(value)
+        elif layer.type == "maxpool2d":
+            value = tf.max_pool2d(value, layer.options["size"])
+        elif layer.type == "flatten":
+            value = value.flatten(1)
+    target = torch.from_numpy(Y)
+    if spec.loss == "bce":
+        loss = tf.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+    else:
+        loss = 0.5 * ((value - target) ** 2).sum()
+    if spec.reduction == "mean":
+        loss = loss / target.shape[0]
+    loss.backward()
+    return loss.item(), {key: t.grad.numpy() for key, t in tensors.items()}
+
+
+def reference_step(spec, params: dict, X, Y):
+    from tests import reference_numeric
+
+    data = {"layers": layer_dicts(spec), "loss": spec.loss, "reduction": spec.reduction}
+    return reference_numeric.loss_and_grads(data, params, X, Y)
+
+
+def sample(module, spec, batch: int, dtype, seed: int = 0):
+    """Parameters from the module's own ``init_params``, inputs N(0, 1), 0/1 or uniform targets."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    params = module.init_params(rng, dtype)
+    for name, value in params.items():
+        if name.startswith("B"):  # small positive biases: most ReLU units active, as after training
+            value[...] = 0.1
+    X = rng.normal(size=(batch, *spec.input)).astype(dtype)
+    units = module.PARAM_SHAPES[[k for k in module.PARAM_SHAPES if k.startswith("W")][-1]][-1]
+    if spec.loss == "bce":
+        Y = rng.integers(0, 2, size=(batch, units)).astype(dtype)
+    else:
+        Y = rng.uniform(size=(batch, units)).astype(dtype)
+    return params, X, Y
+
+
+def check_against_torch(name: str, module, spec, dtype) -> None:
+    """The generated gradients equal torch's (float64: rtol 1e-10) and keep float32 as float32."""
+    import numpy as np
+
+    params, X, Y = sample(module, spec, 7, dtype, seed=1)
+    loss, grads = module.loss_and_grads(params, X, Y)
+    expected_loss, expected = torch_step(spec, params, X, Y)
+    rtol, atol = (1e-10, 1e-13) if dtype == np.float64 else (1e-3, 1e-5)
+    if not np.isclose(loss, expected_loss, rtol=rtol, atol=atol):
+        raise SystemExit(f"{name} {np.dtype(dtype).name}: loss {loss} != torch {expected_loss}")
+    for key, value in grads.items():
+        if value.dtype != dtype:
+            raise SystemExit(f"{name}: d{key} is {value.dtype}, the inputs were {np.dtype(dtype).name}")
+        scale = np.abs(expected[key]).max()
+        np.testing.assert_allclose(
+            value, expected[key], rtol=rtol, atol=atol * max(scale, 1.0), err_msg=f"{name} d{key}"
+        )
+
+
+# ---------------------------------------------------------------------------- timing and FLOPs
+
+
+def interleaved(
+    contenders: dict[str, Callable[[], object]], budget: float, min_rounds: int, max_rounds: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender, measured round-robin after one warm-up call each.
+
+    The number of rounds fits ``budget`` (within the bounds); the loop reference, if present,
+    joins only the first REFERENCE_ROUNDS rounds.
+    """
+    for run in contenders.values():  # warm-up: caches, lazy imports, allocator
+        run()
+    fast = {k: v for k, v in contenders.items() if k != "reference"}
+    start = time.perf_counter()
+    for run in fast.values():
+        run()
+    per_round = time.perf_counter() - start
+    rounds = max(min_rounds, min(max_rounds, int(budget / max(per_round, 1e-9))))
+    times: dict[str, list[float]] = defaultdict(list)
+    for i in range(rounds):
+        for name, run in contenders.items():
+            if name == "reference" and i >= REFERENCE_ROUNDS:
+                continue
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def flops(spec, batch: int) -> int:
+    """FLOPs of one forward+backward of the generated code (the formula in the module docstring)."""
+    from derive.spec import layer_shapes
+
+    total, shape, first = 0, tuple(spec.input), True
+    fused = spec.loss == "bce"
+    for index, (layer, out) in enumerate(zip(spec.layers, layer_shapes(spec), strict=True)):
+        outputs = 1
+        for d in out:
+            outputs *= d
+        if layer.type == "conv2d":
+            k, channels = layer.options["kernel"], shape[0]
+            macs = outputs * channels * k * k
+            bias = outputs if layer.options["bias"] else 0
+            total += 2 * macs + bias + 2 * macs + bias + (0 if first else 2 * macs)
+            first = False
+        elif layer.type == "dense":
+            macs = shape[0] * out[0]
+            bias = out[0] if layer.options["bias"] else 0
+            total += 2 * macs + bias + 2 * macs + bias + (0 if first else 2 * macs)
+            first = False
+        elif layer.type == "relu":
+            total += 2 * outputs
+        elif layer.type == "sigmoid":
+            last = index == len(spec.layers) - 1
+            total += 3 * outputs + (0 if last and fused else 3 * outputs)
+        elif layer.type == "maxpool2d":
+            total += (layer.options["size"] ** 2 - 1) * outputs
+        shape = out
+    total += 3 * shape[0]  # the loss and its gradient
+    return total * batch
+
+
+def matmul_rate(dtype, size: int, repeats: int = 9) -> float:
+    """GFLOP/s of a square matmul: the practical peak of this machine, this dtype and these threads."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    a @ b
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        seconds.append(time.perf_counter() - t0)
+    return 2 * size**3 / sorted(seconds)[len(seconds) // 2] / 1e9
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+# ---------------------------------------------------------------------------- the tables
+
+
+def run_tables(args, modules: dict) -> list[dict]:
+    import numpy as np
+
+    rows = []
+    for dtype_name in DTYPES:
+        dtype = np.dtype(dtype_name).type
+        peak = matmul_rate(dtype, args.matmul_size)
+        for name, (module, spec) in modules.items():
+            check_against_torch(name, module, spec, dtype)
+            for batch in BATCHES:
+                params, X, Y = sample(module, spec, batch, dtype)
+                contenders = {
+                    "generated": lambda m=module, p=params, x=X, y=Y: m.loss_and_grads(p, x, y),
+                    "torch": lambda s=spec, p=params, x=X, y=Y: torch_step(s, p, x, y),
+                }
+                if (name, batch) in REFERENCE_AT and dtype == np.float64:
+                    contenders["reference"] = lambda s=spec, p=params, x=X, y=Y: reference_step(s, p, x, y)
+                times = interleaved(contenders, args.budget, args.min_rounds, args.rounds)
+                work = flops(spec, batch)
+                generated, torch_time = median(times["generated"]), median(times["torch"])
+                rows.append(
+                    {
+                        "network": name,
+                        "dtype": dtype_name,
+                        "batch": batch,
+                        "generated": generated,
+                        "torch": torch_time,
+                        "reference": median(times["reference"]) if "reference" in times else None,
+                        "rounds": len(times["generated"]),
+                        "gflops": work / generated / 1e9,
+                        "torch_gflops": work / torch_time / 1e9,
+                        "peak": peak,
+                        "flops": work,
+                    }
+                )
+                print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+HEADER = (
+    f"{'network':<11} {'dtype':<7} {'batch':>5} {'generated':>11} {'torch':>11} {'gen/torch':>9} "
+    f"{'loop ref':>10} {'MFLOP':>8} {'gen GF/s':>8} {'torch GF/s':>10} {'matmul GF/s':>11} "
+    f"{'gen/matmul':>10} {'rounds':>6}"
+)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f} ms"
+
+
+def format_row(r: dict) -> str:
+    return (
+        f"{r['network']:<11} {r['dtype']:<7} {r['batch']:>5} {_ms(r['generated']):>11} {_ms(r['torch']):>11} "
+        f"{r['generated'] / r['torch']:>9.2f} {_ms(r['reference']):>10} {r['flops'] / 1e6:>8.2f} "
+        f"{r['gflops']:>8.2f} {r['torch_gflops']:>10.2f} {r['peak']:>11.1f} "
+        f"{r['gflops'] / r['peak']:>10.1%} {r['rounds']:>6}"
+    )
+
+
+def summary(rows: list[dict]) -> None:
+    print("\nTargets: generated at most half of torch's time everywhere; at least a quarter of the")
+    print("matmul rate on the 28x28 network (mnist_cnn8).")
+    worst = max(rows, key=lambda r: r["generated"] / r["torch"])
+    missed = [r for r in rows if r["generated"] / r["torch"] > TARGET_RATIO]
+    print(
+        f"  gen/torch: worst {worst['generated'] / worst['torch']:.2f} "
+        f"({worst['network']} {worst['dtype']} batch {worst['batch']}); "
+        f"{len(rows) - len(missed)}/{len(rows)} configurations at or under {TARGET_RATIO}"
+    )
+    for r in rows:
+        if r["network"] == "mnist_cnn8":
+            verdict = "met" if r["gflops"] / r["peak"] >= TARGET_PEAK_SHARE else "missed"
+            print(
+                f"  mnist_cnn8 {r['dtype']} batch {r['batch']:>3}: {r['gflops']:.1f} GFLOP/s = "
+                f"{r['gflops'] / r['peak']:.1%} of matmul ({verdict})"
+            )
+
+
+# ---------------------------------------------------------------------------- the plot
+
+
+SCALING_BATCHES = (1, 4, 16, 64, 256, 1024)
+SCALING_SIZES = (12, 20, 28, 36, 44)
+SCALING_SIZE_BATCH = 64
+
+
+def mnist_like(size: int) -> str:
+    return (
+        MNIST_SPEC.read_text()
+        .replace("input = [1, 28, 28]", f"input = [1, {size}, {size}]")
+        .replace('name = "mnist_cnn8"', f'name = "cnn8_{size}px"')
+    )
+
+
+def scaling(args, modules: dict, directory: Path) -> dict:
+    """Median times over batch sizes (both networks) and input sizes (MNIST architecture)."""
+    import numpy as np
+
+    curves: dict = {}
+    for dtype_name in DTYPES:
+        dtype = np.dtype(dtype_name).type
+        for name, (module, spec) in modules.items():
+            for batch in SCALING_BATCHES:
+                params, X, Y = sample(module, spec, batch, dtype)
+                times = interleaved(
+                    {
+                        "generated": lambda m=module, p=params, x=X, y=Y: m.loss_and_grads(p, x, y),
+                        "torch": lambda s=spec, p=params, x=X, y=Y: torch_step(s, p, x, y),
+                    },
+                    args.budget / 3,
+                    5,
+                    args.rounds,
+                )
+                for who, values in times.items():
+                    curves.setdefault(("batch", name, dtype_name, who), []).append((batch, median(values)))
+        for size in SCALING_SIZES:
+            module, spec = render_module(mnist_like(size), [], directory)
+            params, X, Y = sample(module, spec, SCALING_SIZE_BATCH, dtype)
+            times = interleaved(
+                {
+                    "generated": lambda m=module, p=params, x=X, y=Y: m.loss_and_grads(p, x, y),
+                    "torch": lambda s=spec, p=params, x=X, y=Y: torch_step(s, p, x, y),
+                },
+                args.budget / 3,
+                5,
+                args.rounds,
+            )
+            for who, values in times.items():
+                curves.setdefault(("size", "cnn8", dtype_name, who), []).append((size, median(values)))
+        print(f"scaling curves measured ({dtype_name})", flush=True)
+    return curves
+
+
+def plot(curves: dict, path: Path, threads: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), constrained_layout=True)
+    panels = [
+        ("batch", "small_cnn", "small CNN (1x6x6, one 3x3 filter)", "batch size"),
+        ("batch", "mnist_cnn8", "MNIST-size CNN (1x28x28, eight 5x5 filters)", "batch size"),
+        (
+            "size",
+            "cnn8",
+            f"same CNN, input size varied (batch {SCALING_SIZE_BATCH})",
+            "input height = width (px)",
+        ),
+    ]
+    colours = {"generated": "tab:blue", "torch": "tab:orange"}
+    styles = {"float32": "-", "float64": "--"}
+    for ax, (kind, name, title, xlabel) in zip(axes, panels, strict=True):
+        for dtype_name in DTYPES:
+            for who in ("generated", "torch"):
+                points = curves.get((kind, name, dtype_name, who), [])
+                if not points:
+                    continue
+                xs, ys = zip(*points, strict=True)
+                label = f"{'gradproof NumPy' if who == 'generated' else 'PyTorch autograd'}, {dtype_name}"
+                ax.plot(
+                    xs, [y * 1e3 for y in ys], styles[dtype_name], color=colours[who], marker="o", label=label
+                )
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("forward + backward, ms (median)")
+        ax.set_yscale("log")
+        if kind == "batch":
+            ax.set_xscale("log", base=2)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"Generated NumPy vs PyTorch CPU autograd, {threads} thread(s): lower is faster")
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+# ---------------------------------------------------------------------------- the profile
+
+
+def profile(module, spec, batch: int = 256, rounds: int = 30) -> None:
+    """Median seconds of each statement of ``forward`` and ``backward`` (AST instrumentation)."""
+    import numpy as np
+
+    source = Path(module.__file__).read_text()
+    tree = ast.parse(source)
+    names = {"forward", "backward"}
+    namespace = dict(vars(module))
+    samples: dict[str, list[float]] = defaultdict(list)
+    totals: dict[str, float] = {}
+    namespace["_clock"], namespace["_totals"] = time.perf_counter, totals
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in names:
+            body = []
+            for statement in node.body:
+                if isinstance(statement, ast.Return) or (
+                    isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+                ):
+                    body.append(statement)
+                    continue
+                label = ast.get_source_segment(source, statement).splitlines()[0]
+                body += ast.parse("_t = _clock()").body
+                body.append(statement)
+                body += ast.parse(f"_totals[{label!r}] = _clock() - _t").body
+            node.body = body
+            exec(
+                compile(ast.fix_missing_locations(ast.Module([node], [])), module.__file__, "exec"), namespace
+            )
+    for dtype in (np.float32, np.float64):
+        params, X, Y = sample(module, spec, batch, dtype)
+        for i in range(rounds + 3):
+            totals.clear()
+            start = time.perf_counter()
+            _, cache = namespace["forward"](params, X)
+            namespace["backward"](params, cache, Y)
+            del cache
+            whole = time.perf_counter() - start
+            if i >= 3:
+                for label, seconds in totals.items():
+                    samples[(np.dtype(dtype).name, label)].append(seconds)
+                samples[(np.dtype(dtype).name, "(whole forward + backward)")].append(whole)
+        print(f"\nprofile: {spec.name}, {np.dtype(dtype).name}, batch {batch}, medians of {rounds} runs")
+        rows = [(median(v), label) for (d, label), v in samples.items() if d == np.dtype(dtype).name]
+        whole = next(t for t, label in rows if label.startswith("(whole"))
+        for seconds, label in sorted(rows, reverse=True):
+            if seconds >= 0.002 * whole:
+                print(f"  {seconds * 1e3:8.3f} ms {seconds / whole:6.1%}  {label}")
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    sys.path.insert(0, str(ROOT))  # tests.reference_numeric
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from derive.spec import load
+    from generated import small_cnn
+
+    with tempfile.TemporaryDirectory(prefix="gradproof-bench-") as temporary:
+        directory = Path(temporary)
+        if args.profile:
+            module, spec = render_module(MNIST_SPEC, [], directory)
+            profile(module, spec)
+            return 0
+        records, how = prove_within(MNIST_SPEC, args.prove_seconds)
+        mnist, mnist_spec = render_module(MNIST_SPEC, records, directory)
+        modules = {"small_cnn": (small_cnn, load("small_cnn")), "mnist_cnn8": (mnist, mnist_spec)}
+        print(
+            f"numpy {np.__version__}, torch {torch.__version__}; threads: BLAS reports "
+            f"{blas_threads()}, torch {torch.get_num_threads()} (--threads {args.threads}); "
+            f"cpu count {os.cpu_count()}"
+        )
+        print(f"mnist_cnn8 module: {how}")
+        print("medians of interleaved rounds; loop ref timed in float64 only, at small sizes\n")
+        print(HEADER)
+        rows = run_tables(args, modules)
+        summary(rows)
+        if not args.no_plot:
+            plot(scaling(args, modules, directory), args.plot, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
