@@ -36,9 +36,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import faulthandler
 import math
+import os
+import pickle
+import select
 import signal
 import threading
+import time
 import types
 import warnings
 from collections.abc import Callable, Iterator
@@ -569,6 +574,8 @@ class Fixture:
     param_shapes: dict
     wide: tuple  # params, X, Y, loss, grads: a larger batch against the loop reference
     sweep: list  # (label, params, X, Y, loss, grads): biases shifted, against the loop reference
+    logits: list  # (label, params, X, Y, loss from torch): a saturated output
+    large: tuple  # params, X, Y: a batch large enough for helpers that work a block at a time
 
 
 def _layer_params(spec: dict) -> list[tuple[str, str | None]]:
@@ -635,6 +642,20 @@ def draw(name: str, params: dict, seed: int, batch: int) -> tuple[np.ndarray, np
     return X, rng.uniform(0, 1, size=(batch, *out_shape))
 
 
+LARGE_BATCH = 1024  # generated helpers may work in blocks of about 2**16 numbers
+CHUNK = 8
+
+
+def draw_unchecked(name: str, seed: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normal inputs and targets, not screened for kinks: for comparing the module with itself."""
+    spec, rng = sample(name)[0], np.random.default_rng(seed)
+    _, out_shape = ref.init(spec["layers"], spec["input"], np.random.default_rng(0))
+    X = rng.normal(size=(batch, *spec["input"]))
+    if spec["loss"] == "bce":
+        return X, rng.integers(0, 2, size=(batch, *out_shape)).astype(float)
+    return X, rng.uniform(0, 1, size=(batch, *out_shape))
+
+
 def bias_sweep(name: str) -> list[tuple[str, dict, np.ndarray, np.ndarray]]:
     """Each bias shifted, inputs redrawn: whole pooling windows below zero, logits on either side of
     0 and of 1 (the samples of the numeric tests need not reach these)."""
@@ -664,6 +685,9 @@ def fixture(name: str) -> Fixture:
     X_w, Y_w = draw(name, params_w, seed=9, batch=4 if name.startswith("sigmoid_cnn") else 16)
     wide = (params_w, X_w, Y_w, *ref.loss_and_grads(spec, params_w, X_w, Y_w))
     sweep = [(label, p, x, y, *ref.loss_and_grads(spec, p, x, y)) for label, p, x, y in bias_sweep(name)]
+    logits = [(label, p, x, y, torch_loss(spec, p, x, y)[0]) for label, p, x, y in large_logit_cases(name)]
+    _, params_g, _, _ = sample(name, seed=14)
+    X_g, Y_g = draw_unchecked(name, seed=14, batch=LARGE_BATCH)
     return Fixture(
         name,
         spec,
@@ -676,6 +700,8 @@ def fixture(name: str) -> Fixture:
         {k: v.shape for k, v in params.items()},
         wide,
         sweep,
+        logits,
+        (params_g, X_g, Y_g),
     )
 
 
@@ -718,23 +744,29 @@ def check_kinks_and_ties(module, fx: Fixture) -> None:
         _assert_grads(computed, grads, 1e-10, 1e-13, label)
 
 
+def large_logit_cases(name: str) -> list[tuple[str, dict, np.ndarray, np.ndarray]]:
+    """The last bias at +-1e3 (a saturated output), targets all 0 or all 1."""
+    spec, params, X, _ = sample(name, seed=1)
+    _, bias = _layer_params(spec)[-1]
+    cases = []
+    if bias is not None:
+        for logit in (1e3, -1e3):
+            changed = _copy(params)
+            changed[bias][:] = logit
+            for target in (0.0, 1.0):
+                Y = np.full((X.shape[0], *changed[bias].shape), target)
+                cases.append((f"{bias} = {logit:g}, Y = {target:g}", changed, X, Y))
+    return cases
+
+
 def check_large_logits(module, fx: Fixture) -> None:
     """The last bias at +-1e3: finite, no warning (BCE is taken from the logit), equal to torch."""
-    weight, bias = _layer_params(fx.spec)[-1]
-    if bias is None:
-        return
-    params, X, _ = fx.finite
-    for logit in (1e3, -1e3):
-        changed = _copy(params)
-        changed[bias][:] = logit
-        for target in (0.0, 1.0):
-            Y = np.full((X.shape[0], *changed[bias].shape), target)
-            with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
-                warnings.simplefilter("error")
-                value, grads = module.loss_and_grads(_copy(changed), X.copy(), Y)
-            assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads.values())
-            expected, _ = torch_loss(fx.spec, changed, X, Y)
-            assert math.isclose(value, expected, rel_tol=1e-12), (logit, target, value, expected)
+    for label, params, X, Y, expected in fx.logits:
+        with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+            warnings.simplefilter("error")
+            value, grads = module.loss_and_grads(_copy(params), X.copy(), Y.copy())
+        assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads.values())
+        assert math.isclose(value, expected, rel_tol=1e-12), (label, value, expected)
 
 
 def check_float32(module, fx: Fixture) -> None:
@@ -764,6 +796,29 @@ def check_init_params(module, fx: Fixture) -> None:
         assert all(v.dtype == dtype for v in params.values())
         again = module.init_params(np.random.default_rng(0), dtype)
         assert all(np.array_equal(params[k], again[k]) for k in params)
+
+
+def check_large_batch(module, fx: Fixture) -> None:
+    """A large batch gives what its chunks of a few samples give, combined by the batch reduction."""
+    params, X, Y = fx.large
+    output, _ = module.forward(_copy(params), X.copy())
+    loss, grads = module.loss_and_grads(_copy(params), X.copy(), Y.copy())
+    n = len(X)
+    mean = fx.spec.get("reduction", "mean") == "mean"
+    outputs, total, summed = [], 0.0, {k: np.zeros_like(v) for k, v in params.items()}
+    for start in range(0, n, CHUNK):
+        part = slice(start, start + CHUNK)
+        outputs.append(module.forward(_copy(params), X[part].copy())[0])
+        value, chunk_grads = module.loss_and_grads(_copy(params), X[part].copy(), Y[part].copy())
+        weight = len(X[part]) / n if mean else 1.0
+        total += value * weight
+        for key in summed:
+            summed[key] += chunk_grads[key] * weight
+    single = np.concatenate(outputs)
+    assert output.shape == single.shape
+    np.testing.assert_allclose(output, single, rtol=1e-12, atol=1e-15)
+    assert math.isclose(loss, total, rel_tol=1e-9), (loss, total)
+    _assert_grads(grads, summed, 1e-9, 1e-12, "large batch")
 
 
 def check_init_values(module, fx: Fixture) -> None:
@@ -831,6 +886,7 @@ CHECKS: dict[str, Callable] = {
     "init values": check_init_values,
     "wide sample": check_wide_sample,
     "bias sweep": check_bias_sweep,
+    "large batch": check_large_batch,
 }
 # The checks of tests/test_generated_numeric.py, each generalised to every network.
 AS_IN_NUMERIC_TESTS = tuple(CHECKS)[:9]
@@ -922,6 +978,7 @@ def battery(name: str) -> list[tuple[str, Callable]]:
         ("judge: finite differences", *fx.finite),
         ("judge: float32 sample", *fx.low),
         ("judge: wide sample", *fx.wide[:3]),
+        (f"judge: large batch of {LARGE_BATCH}", *fx.large),
         *[(f"judge: bias sweep {label}", p, x, y) for label, p, x, y, *_ in fx.sweep],
     ]
     for seed, batch in ((11, 1), (12, 2), (13, 7)):
@@ -936,13 +993,7 @@ def battery(name: str) -> list[tuple[str, Callable]]:
             )
         )
     cases += [(label, p, x, y) for label, p, x, y, *_ in fx.exact]
-    weight, bias = _layer_params(fx.spec)[-1]
-    if bias:
-        params, X, _ = fx.finite
-        for logit in (1e3, -1e3):
-            changed = _copy(params)
-            changed[bias][:] = logit
-            cases.append((f"{bias} = {logit:g}", changed, X, np.ones((X.shape[0], *changed[bias].shape))))
+    cases += [(label, p, x, y) for label, p, x, y, _ in fx.logits]
 
     def api(params, X, Y):
         def run(module):
@@ -1166,8 +1217,89 @@ def judge(mutant: Mutant, original: ast.Module, fx: Fixture, checks: dict[str, C
     return Verdict(mutant, "equivalent", explanation + suffix)
 
 
+def _send(fd: int, message: tuple) -> None:
+    payload = pickle.dumps(message)
+    data = len(payload).to_bytes(4, "big") + payload
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _worker(mutants_: list[Mutant], start: int, original: ast.Module, fx: Fixture, checks, fd: int):
+    """In a forked process: judge ``mutants_[start:]`` one after the other, reporting each verdict."""
+    faulthandler.disable()  # a crashing mutant is reported by the parent, not by a traceback dump
+    try:
+        for index in range(start, len(mutants_)):
+            _send(fd, ("started", index, ""))
+            try:
+                verdict = judge(mutants_[index], original, fx, checks)
+                _send(fd, (verdict.outcome, index, verdict.detail))
+            except BaseException as error:  # noqa: BLE001 - the judge itself failed: the parent raises
+                _send(fd, ("error", index, f"the judge failed: {type(error).__name__}: {error}"))
+                break
+    finally:
+        os._exit(0)
+
+
+def judge_in_workers(
+    mutants_: list[Mutant], original: ast.Module, fx: Fixture, checks: dict[str, Callable] = CHECKS
+) -> list[Verdict]:
+    """``judge`` every mutant in a forked worker process, so that a mutant that crashes the
+    interpreter (``as_strided`` reading out of bounds) or hangs cannot stop the run: the worker
+    dies or is killed, that mutant counts as caught, and a new worker takes the rest."""
+    if not hasattr(os, "fork"):  # pragma: no cover - not POSIX
+        return [judge(m, original, fx, checks) for m in mutants_]
+    verdicts: dict[int, Verdict] = {}
+    start = 0
+    while start < len(mutants_):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            _worker(mutants_, start, original, fx, checks, write)
+        os.close(write)
+        current, buffer, killed = start, b"", False
+        deadline = time.monotonic() + 4 * SECONDS_PER_MUTANT
+        while True:
+            ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+            chunk = os.read(read, 1 << 16)
+            if not chunk:
+                break
+            buffer += chunk
+            while len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[:4], "big"):
+                size = int.from_bytes(buffer[:4], "big")
+                outcome, index, detail = pickle.loads(buffer[4 : 4 + size])
+                buffer = buffer[4 + size :]
+                if outcome == "error":
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    raise RuntimeError(f"{mutants_[index].describe()}: {detail}")
+                if outcome == "started":
+                    current, deadline = index, time.monotonic() + 4 * SECONDS_PER_MUTANT
+                else:
+                    verdicts[index] = Verdict(mutants_[index], outcome, detail)
+                    current = index + 1
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+        if current < len(mutants_) and current not in verdicts:  # the worker died judging this one
+            if killed:
+                reason = "killed after the time limit"
+            elif os.WIFSIGNALED(status):
+                reason = f"crashed with {signal.Signals(os.WTERMSIG(status)).name}"
+            else:
+                reason = f"the process exited with status {os.WEXITSTATUS(status)}"
+            verdicts[current] = Verdict(mutants_[current], "caught", f"process: {reason}")
+            current += 1
+        start = current
+    return [verdicts[i] for i in range(len(mutants_))]
+
+
 def run(name: str, checks: dict[str, Callable] = CHECKS) -> list[Verdict]:
-    """Generate and judge every mutant of the generated module ``name``."""
+    """Generate and judge every mutant of the generated module ``name``, in worker processes."""
     original = source_tree(name)
     fx = fixture(name)
-    return [judge(m, original, fx, checks) for m in mutants(name, original)]
+    battery(name), _expected(name)  # computed once, here, for every worker to inherit
+    return judge_in_workers(mutants(name, original), original, fx, checks)
