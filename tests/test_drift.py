@@ -1,5 +1,6 @@
 """Generated files stay in step with the proofs: check, hand edits, determinism, lint."""
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from codegen import cli
 from codegen.outputs import render_all
 from derive import prover
 from derive.network import build
-from derive.spec import load
+from derive.spec import builtin_names, load
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["small_cnn", "mlp"]
@@ -69,7 +70,7 @@ import hashlib, sys
 from codegen.outputs import render_all
 from derive import prover
 from derive.network import build
-from derive.spec import load
+from derive.spec import builtin_names, load
 network = build(load(sys.argv[1]))
 outputs = render_all(network, prover.prove(network))
 for path in sorted(outputs):
@@ -93,6 +94,23 @@ def test_outputs_are_byte_identical_under_any_hash_seed(name):
     assert len(digests) == 1
     network = build(load(name))
     assert len(render_all(network, prover.prove(network))) == len(next(iter(digests)).splitlines())
+
+
+@pytest.mark.parametrize("name", [n for n in builtin_names() if n not in FAST])
+def test_larger_networks_render_the_committed_bytes_under_another_hash_seed(name):
+    result = subprocess.run(
+        [sys.executable, "-c", DIGEST, name],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "4242", "PATH": ""},
+        cwd=ROOT,
+    )
+    lines = result.stdout.splitlines()
+    assert lines
+    for line in lines:
+        path, digest = line.split()
+        assert hashlib.sha256((ROOT / path).read_bytes()).hexdigest() == digest, path
 
 
 def test_generated_code_is_formatted_and_lint_clean():
