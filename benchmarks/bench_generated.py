@@ -10,8 +10,11 @@ What is timed, per configuration (network, dtype, batch): one call of the genera
 ``loss_and_grads(params, X, Y)`` (forward, loss and every parameter gradient), against the
 same network written with ``torch.nn.functional`` and differentiated by autograd (``from_numpy``
 inputs, forward, ``loss.backward()``, gradients back as NumPy views), and against the plain
-loop reference of ``tests/reference_numeric.py``. The contenders run interleaved, round after
-round, after a warm-up; the tables show medians. The loop reference is pure Python, one sample
+loop reference of ``tests/reference_numeric.py``. The contenders run interleaved: in each round
+each contender makes four calls back to back, as a training loop would, and the last three are
+timed (the first brings back the caches the other contender evicted; timed right after torch,
+the generated code's many small NumPy calls run up to twice as slow at small sizes). The tables
+show medians over the rounds. The loop reference is pure Python, one sample
 and one entry at a time, so it is timed only where it finishes in reasonable time: the small
 CNN at batches 1 and 64, the MNIST-size network at batch 1 (three rounds each); elsewhere the
 table shows "-".
@@ -23,6 +26,14 @@ BLAS library itself reports. One thread is the default because the benchmark mac
 (two cores): a second thread that competes with another process for a core makes both
 OpenBLAS and torch's OpenMP pool spin, and the medians stop meaning anything. NumPy's
 element-wise operations are single-threaded whatever the setting; torch's are not.
+
+Memory: glibc's malloc by default gives the top of the heap back to the kernel whenever a few
+megabytes are free, with thresholds that move with the process's history, so a loop that
+allocates and frees tens of megabytes per step pays thousands of page faults per step (about
+3 us each on the benchmark machine), torch and the generated code alike, by amounts that depend
+on what ran before. The script therefore fixes the thresholds with ``mallopt`` (blocks up to
+32 MB from the heap, never trimmed): the tables show the steady state of a training loop.
+``--default-malloc`` leaves glibc alone; the header says which.
 
 Configurations:
 - ``small_cnn`` (built in): 1x6x6 input, one 3x3 filter, ReLU, 2x2 max-pool, dense to 1,
@@ -80,6 +91,7 @@ DTYPES = ("float32", "float64")
 # (network, batch) pairs where the pure-Python loop reference is timed.
 REFERENCE_AT = {("small_cnn", 1), ("small_cnn", 64), ("mnist_cnn8", 1)}
 REFERENCE_ROUNDS = 3
+BURST = 4  # calls per contender per round; the first is not timed
 TARGET_RATIO = 0.5  # generated time at most half of torch's
 TARGET_PEAK_SHARE = 0.25  # at least a quarter of the matmul rate on the 28x28 network
 
@@ -99,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="per-statement profile of mnist_cnn8, batch 256"
     )
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="leave glibc heap trimming on (page faults every step)"
+    )
     return parser.parse_args(argv)
 
 
@@ -106,6 +121,27 @@ def set_threads(threads: int) -> None:
     """Fix the BLAS and OpenMP thread counts; only effective before NumPy and torch are imported."""
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
+
+
+def steady_allocator() -> bool:
+    """Keep freed memory in the process (glibc): no page faults in the steady state of a loop.
+
+    By default glibc returns the top of the heap to the kernel whenever more than a few megabytes
+    are free, and its thresholds move with the process's history; a loop that allocates and
+    frees tens of megabytes per step then pays thousands of page faults per step (about 3 us
+    each on this virtual machine), for torch and for the generated code alike, and by amounts
+    that depend on what the process did before. ``mallopt`` fixes the thresholds: blocks up to
+    32 MB come from the heap and the heap is never trimmed.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    libc = ctypes.CDLL(name)
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def blas_threads() -> int | None:
@@ -281,27 +317,35 @@ def check_against_torch(name: str, module, spec, dtype) -> None:
 def interleaved(
     contenders: dict[str, Callable[[], object]], budget: float, min_rounds: int, max_rounds: int
 ) -> dict[str, list[float]]:
-    """Seconds per call of each contender, measured round-robin after one warm-up call each.
+    """Seconds per call of each contender, measured in alternating rounds.
 
-    The number of rounds fits ``budget`` (within the bounds); the loop reference, if present,
-    joins only the first REFERENCE_ROUNDS rounds.
+    In each round every contender runs BURST calls back to back, as in a training loop; the
+    first call of a burst is not timed (it brings back the caches the other contender evicted),
+    the others are. The number of rounds fits ``budget`` (within the bounds); the loop reference,
+    if present, runs one timed call in each of the first REFERENCE_ROUNDS rounds.
     """
-    for run in contenders.values():  # warm-up: caches, lazy imports, allocator
+    for run in contenders.values():  # warm-up: lazy imports, allocator, BLAS buffers
         run()
     fast = {k: v for k, v in contenders.items() if k != "reference"}
     start = time.perf_counter()
     for run in fast.values():
         run()
-    per_round = time.perf_counter() - start
+    per_round = BURST * (time.perf_counter() - start)
     rounds = max(min_rounds, min(max_rounds, int(budget / max(per_round, 1e-9))))
     times: dict[str, list[float]] = defaultdict(list)
     for i in range(rounds):
         for name, run in contenders.items():
-            if name == "reference" and i >= REFERENCE_ROUNDS:
+            if name == "reference":
+                if i < REFERENCE_ROUNDS:
+                    t0 = time.perf_counter()
+                    run()
+                    times[name].append(time.perf_counter() - t0)
                 continue
-            t0 = time.perf_counter()
             run()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(BURST - 1):
+                t0 = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -602,12 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    steady = not args.default_malloc and steady_allocator()
     from derive.spec import load
     from generated import small_cnn
 
     with tempfile.TemporaryDirectory(prefix="gradproof-bench-") as temporary:
         directory = Path(temporary)
         if args.profile:
+            print("allocator: " + ("steady (mallopt)" if steady else "glibc default"))
             module, spec = render_module(MNIST_SPEC, [], directory)
             profile(module, spec)
             return 0
@@ -620,6 +666,10 @@ def main(argv: list[str] | None = None) -> int:
             f"cpu count {os.cpu_count()}"
         )
         print(f"mnist_cnn8 module: {how}")
+        print(
+            "allocator: "
+            + ("glibc thresholds fixed, heap never trimmed (steady state)" if steady else "glibc default")
+        )
         print("medians of interleaved rounds; loop ref timed in float64 only, at small sizes\n")
         print(HEADER)
         rows = run_tables(args, modules)

@@ -35,11 +35,11 @@ class NumpyReading:
 
     def read_Correlate(self, e: tx.Correlate) -> str:
         helper = "correlate_weight" if e.weight_form else "correlate"
-        self.helpers.add("im2col")
+        self.helpers.update(("im2col", "sample_blocks"))
         return self._call(helper, self(e.x), self(e.kernel))
 
     def read_FullConvolve(self, e: tx.FullConvolve) -> str:
-        self.helpers.update(("correlate", "im2col"))
+        self.helpers.update(("correlate", "im2col", "sample_blocks"))
         return self._call("full_convolve", self(e.grad), self(e.kernel))
 
     def read_MatMul(self, e: tx.MatMul) -> str:
@@ -88,7 +88,7 @@ class NumpyReading:
         return self._call("maxpool", self(e.a), str(e.size))
 
     def read_RouteMax(self, e: tx.RouteMax) -> str:
-        self.helpers.add("first_max")
+        self.helpers.update(("first_max", "sample_blocks"))
         return self._call("route_max", self(e.a), self(e.grad), str(e.size))
 
     def _reduced(self, total: str, reduction: str) -> str:
@@ -108,19 +108,27 @@ def sigmoid(z):
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1, e) / (1 + e)
 ''',
+    "sample_blocks": '''
+def sample_blocks(x):
+    """Slices of consecutive samples of x, each about 2**16 numbers of it.
+
+    Helpers that make large temporaries work one block of samples at a time, so that the
+    temporaries stay in cache and never add up to a second copy of the batch.
+    """
+    step = max(1, 65536 // x[0].size)
+    return [slice(start, start + step) for start in range(0, len(x), step)]
+''',
     "im2col": '''
 def im2col(x, oh, ow):
     """The im2col columns of x for an oh x ow correlation output, a block of samples at a time.
 
     Yields (samples, columns) with columns[s, (c, m, k), (i, j)] = x[samples][s, c, i+m, j+k]:
-    one row per kernel entry (c, m, k), holding the input shifted by (m, k). A block holds about
-    2**16 numbers, so that its columns stay in cache while BLAS multiplies them.
+    one row per kernel entry (c, m, k), holding the input shifted by (m, k).
     """
     n, c, h, w = x.shape
     kh, kw = h - oh + 1, w - ow + 1
     shifted = as_strided(x, x.shape[:2] + (kh, kw, oh, ow), x.strides + x.strides[2:])  # a view
-    step = max(1, 65536 // shifted[0].size)
-    for samples in [slice(start, start + step) for start in range(0, n, step)]:
+    for samples in sample_blocks(shifted):
         yield samples, shifted[samples].reshape(-1, c * kh * kw, oh * ow)
 ''',
     "correlate": '''
@@ -200,20 +208,21 @@ def route_max(a, g, size):
     Row-major order decides the row first: along each row of a window, the column of the row's
     first maximum; over the rows' maxima, the row of the window's first maximum (ties keep the
     earlier candidate, so a tied window routes like torch's max_pool2d). The gradient of each
-    window goes to that row, then within the row to that column.
+    window goes to that row, then within the row to that column; a block of samples at a time.
     """
     n, c, h, w = a.shape
-    columns = a.reshape(a.size // size, size).T.copy()  # columns[q]: entry q of each window row
-    row_max, column = first_max(columns)
-    rows = row_max.reshape(n, c, h // size, size, w // size)  # rows[:, :, :, p]: the windows' row p
-    _, row = first_max([rows[:, :, :, p] for p in range(size)])
-    row_grads = np.empty(rows.shape, dtype=g.dtype)
-    for p in range(size):
-        np.multiply(g, row == p, out=row_grads[:, :, :, p])
     routed = np.empty(a.shape, dtype=g.dtype)
-    entries = routed.reshape(column.size, size)
-    for q in range(size):
-        np.multiply(row_grads.reshape(column.shape), column == q, out=entries[:, q])
+    for samples in sample_blocks(a):
+        columns = a[samples].reshape(-1, size).T.copy()  # columns[q]: entry q of each window row
+        row_max, column = first_max(columns)
+        rows = row_max.reshape(-1, c, h // size, size, w // size)  # rows[:, :, :, p]: window row p
+        _, row = first_max([rows[:, :, :, p] for p in range(size)])
+        row_grads = np.empty(rows.shape, dtype=g.dtype)
+        for p in range(size):
+            np.multiply(g[samples], row == p, out=row_grads[:, :, :, p])
+        entries = routed[samples].reshape(column.size, size)
+        for q in range(size):
+            np.multiply(row_grads.reshape(column.shape), column == q, out=entries[:, q])
     return routed
 ''',
     "bce_with_logits": '''
@@ -228,6 +237,7 @@ def bce_with_logits(z, y):
 }
 HELPER_ORDER = [
     "sigmoid",
+    "sample_blocks",
     "im2col",
     "correlate",
     "correlate_weight",
