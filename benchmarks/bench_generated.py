@@ -3,7 +3,7 @@
 A script that prints tables (not a test). Run it from the checkout:
 
     python benchmarks/bench_generated.py                 # tables, then benchmarks/generated_scaling.png
-    python benchmarks/bench_generated.py --threads 2     # BLAS and torch both on two threads
+    python benchmarks/bench_generated.py --threads 1     # BLAS and torch both on one thread
     python benchmarks/bench_generated.py --profile       # where the generated code spends its time
 
 What is timed, per configuration (network, dtype, batch): one call of the generated
@@ -19,13 +19,15 @@ and one entry at a time, so it is timed only where it finishes in reasonable tim
 CNN at batches 1 and 64, the MNIST-size network at batch 1 (three rounds each); elsewhere the
 table shows "-".
 
-Threads: NumPy's BLAS (OpenBLAS) and torch use the same number of threads. By default that is
-one thread: ``--threads`` sets ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` before NumPy is
-imported and ``torch.set_num_threads`` to the same number; the header prints the number the
-BLAS library itself reports. One thread is the default because the benchmark machine is shared
-(two cores): a second thread that competes with another process for a core makes both
-OpenBLAS and torch's OpenMP pool spin, and the medians stop meaning anything. NumPy's
-element-wise operations are single-threaded whatever the setting; torch's are not.
+Threads: NumPy's BLAS (OpenBLAS) and torch use the same number of threads. By default the
+script leaves OpenBLAS at its own default (one thread per core: two on the benchmark machine)
+and sets ``torch.set_num_threads`` to the number OpenBLAS reports; ``--threads N`` sets
+``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` before NumPy is imported and torch to the same N.
+The header prints the number the BLAS library itself reports. Only BLAS calls use more than
+one thread in the generated code (NumPy's element-wise operations are single-threaded); torch
+runs its convolutions, pooling and element-wise kernels on all its threads. On a shared
+machine, ``--threads 1`` gives steadier numbers: a second thread that competes with another
+process for a core makes OpenBLAS and torch's OpenMP pool spin.
 
 Memory: glibc's malloc by default gives the top of the heap back to the kernel whenever a few
 megabytes are free, with thresholds that move with the process's history, so a loop that
@@ -98,7 +100,9 @@ TARGET_PEAK_SHARE = 0.25  # at least a quarter of the matmul rate on the 28x28 n
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="BLAS and torch threads (default: OpenBLAS's own default)"
+    )
     parser.add_argument("--budget", type=float, default=1.5, help="seconds of timing per configuration")
     parser.add_argument("--rounds", type=int, default=200, help="most rounds per configuration")
     parser.add_argument("--min-rounds", type=int, default=15, help="fewest rounds per configuration")
@@ -640,12 +644,14 @@ def profile(module, spec, batch: int = 256, rounds: int = 30) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    set_threads(args.threads)
+    if args.threads:
+        set_threads(args.threads)
     sys.path.insert(0, str(ROOT))  # tests.reference_numeric
     import numpy as np
     import torch
 
-    torch.set_num_threads(args.threads)
+    threads = args.threads or blas_threads() or os.cpu_count()
+    torch.set_num_threads(threads)
     steady = not args.default_malloc and steady_allocator()
     from derive.spec import load
     from generated import small_cnn
@@ -662,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         modules = {"small_cnn": (small_cnn, load("small_cnn")), "mnist_cnn8": (mnist, mnist_spec)}
         print(
             f"numpy {np.__version__}, torch {torch.__version__}; threads: BLAS reports "
-            f"{blas_threads()}, torch {torch.get_num_threads()} (--threads {args.threads}); "
+            f"{blas_threads()}, torch {torch.get_num_threads()} (--threads {args.threads or 'not given'}); "
             f"cpu count {os.cpu_count()}"
         )
         print(f"mnist_cnn8 module: {how}")
@@ -675,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_tables(args, modules)
         summary(rows)
         if not args.no_plot:
-            plot(scaling(args, modules, directory), args.plot, args.threads)
+            plot(scaling(args, modules, directory), args.plot, threads)
     return 0
 
 
