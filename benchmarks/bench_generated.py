@@ -16,8 +16,8 @@ timed (the first brings back the caches the other contender evicted; timed right
 the generated code's many small NumPy calls run up to twice as slow at small sizes). The tables
 show medians over the rounds. The loop reference is pure Python, one sample
 and one entry at a time, so it is timed only where it finishes in reasonable time: the small
-CNN at batches 1 and 64, the MNIST-size network at batch 1 (three rounds each); elsewhere the
-table shows "-".
+CNN at batches 1 and 64, the MNIST-size network at batch 1, in float64 only (it computes with
+Python floats whatever the dtype), three rounds each; elsewhere the table shows "-".
 
 Threads: NumPy's BLAS (OpenBLAS) and torch use the same number of threads. By default the
 script leaves OpenBLAS at its own default (one thread per core: two on the benchmark machine)
