@@ -20,7 +20,7 @@ from codegen.latex_names import Names
 from codegen.latex_printer import LatexReading
 from derive.network import Network, gradient_name
 from derive.prover import ProofRecord
-from derive.statement import tensor_label, text
+from derive.statement import tensor_label
 
 _ENTRY = re.compile(r"dL/d(\w+)\[([0-9,]+)\]")
 
@@ -38,11 +38,11 @@ class Verification:
             yield from step.rules.items()
 
     def rule_statement(self, record: ProofRecord) -> str | None:
-        """The rule a local or end-to-end record proves, typeset, when its statement names one."""
-        for target, expr in self._rules():
-            key = f"{tensor_label(gradient_name(target))} = {text(expr)}"
-            if record.statement == key or record.statement.startswith(key + ","):
-                return f"${self.names.inline(gradient_name(target))} = {self.inline(expr)}$"
+        """The rule a local or end-to-end record proves (its step and target), typeset."""
+        for step in self.network.steps:
+            if step.output.name == record.step_output and record.target in step.rules:
+                expr = step.rules[record.target]
+                return f"${self.names.inline(gradient_name(record.target))} = {self.inline(expr)}$"
         return None
 
     def headline(self, record: ProofRecord) -> str:

@@ -63,6 +63,10 @@ class ProofRecord:
     holds: bool = False
     failing: str | None = None
     entry_names: list[str] = field(default_factory=list)
+    # The rule a local or end-to-end record proves: the step (named by its output, e.g. "Z1") and
+    # the tensor whose gradient the rule gives (e.g. "W1"); empty for other records.
+    step_output: str = ""
+    target: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -396,6 +400,8 @@ def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
             f"{tensor_label(gradient_name(target))} = {text(expr)}",
             setting.moves[target].base.size,
             f"{step.rule.kind}; {contraction}/d{target}[k] for fresh G, batch {setting.batch}",
+            step_output=step.output.name,
+            target=target,
         )
 
         def check(target=target, expr=expr):
@@ -472,6 +478,8 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
             "the loss's expression graph, SymPy's derivative of each function); every coefficient "
             "compared exactly",
             entry_names=names if isinstance(rule, tx.Correlate) else [],
+            step_output=next(s.output.name for s in network.steps if p in s.params),
+            target=p.name,
         )
 
         def check(move=move):

@@ -234,13 +234,14 @@ def test_rendering_is_deterministic(small_cnn):
 def test_mlp_states_the_error_form():
     outputs = rendered((ROOT / "derive" / "networks" / "mlp.toml").read_text(encoding="utf-8"))
     errors = outputs["docs/derivations/mlp/error-form.tex"]
-    assert r"E_{o} &= \frac{\partial L}{\partial Z_{o}} = (O - Y) \odot \mathbf{1}[Z_{o} > 0]" in errors
+    # the source calls the cost C (notation L = "C")
+    assert r"E_{o} &= \frac{\partial C}{\partial Z_{o}} = (O - Y) \odot \mathbf{1}[Z_{o} > 0]" in errors
     assert (
-        r"E_{h} &= \frac{\partial L}{\partial Z_{h}} = (E_{o} \cdot W_{o}^{\top}) \odot \mathbf{1}[Z_{h} > 0]"
+        r"E_{h} &= \frac{\partial C}{\partial Z_{h}} = (E_{o} \cdot W_{o}^{\top}) \odot \mathbf{1}[Z_{h} > 0]"
         in errors
     )
-    assert r"\frac{\partial L}{\partial W_{o}} &= H^{\top} \cdot E_{o}" in errors
-    assert r"\frac{\partial L}{\partial W_{h}} &= X^{\top} \cdot E_{h}" in errors
+    assert r"\frac{\partial C}{\partial W_{o}} &= H^{\top} \cdot E_{o}" in errors
+    assert r"\frac{\partial C}{\partial W_{h}} &= X^{\top} \cdot E_{h}" in errors
     table = outputs["docs/derivations/mlp/variables.tex"]
     for row in (
         r"$X$ & input & $(3 \times 1)$",
@@ -264,9 +265,9 @@ def test_sigmoid_cnn_tracks_the_shapes_of_the_source(sigmoid_small):
     # the batch sums are stated
     assert "sums over the $N = 100$ samples" in sigmoid_small["docs/derivations/sigmoid_small/dW2.tex"]
     assert "sums over the $N = 100$ samples" in tracking
-    # the source's results, printed from the composed rules
+    # the source's results, printed from the composed rules, in the source's notation (loss E)
     assert (
-        r"\frac{\partial L}{\partial W} &= F^{\top} \cdot \bigl((O - Y) \odot O \odot (1 - O)\bigr)"
+        r"\frac{\partial E}{\partial W} &= F^{\top} \cdot \bigl((O - Y) \odot O \odot (1 - O)\bigr)"
         in tracking
     )
     assert r"\bigl((O - Y) \odot O \odot (1 - O)\bigr) \cdot W^{\top}" in tracking
