@@ -10,7 +10,7 @@ import jinja2
 from codegen.numpy_printer import HELPER_ORDER, HELPERS, NumpyReading
 from codegen.writing import with_header
 from derive import texpr as tx
-from derive.network import LOSS_NAME, Network, gradient_name
+from derive.network import LOSS_NAME, Network, Step, gradient_name
 from derive.prover import ProofRecord
 from derive.statement import text
 
@@ -28,12 +28,11 @@ def environment() -> jinja2.Environment:
     )
 
 
-def _proof_summary(records: list[ProofRecord], target: str, rule: tx.Expr) -> str:
-    """'local 9/9, end-to-end 9/9 entries' from the records proving the rule for ``target``."""
-    statement = f"dL/d{target} = {text(rule)}"
+def _proof_summary(records: list[ProofRecord], step: Step, target: str) -> str:
+    """'local 9/9, end-to-end 9/9 entries' from the records proving ``step``'s rule for ``target``."""
     parts = []
     for r in records:
-        if r.holds and r.statement.startswith(statement) and r.level in ("local", "end-to-end"):
+        if r.holds and (r.step_output, r.target) == (step.output.name, target):
             parts.append(f"{r.level} {r.entries}/{r.entries}")
     return f"{', '.join(parts)} entries" if parts else "no proof record given to the emitter"
 
@@ -53,12 +52,12 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     loss_code = reading(loss_step.forward)
 
     backward_lines, needed = [], []
-    for _step, target, expr in network.backward_plan():
+    for step, target, expr in network.backward_plan():
         backward_lines.append(
             {
                 "code": f"{gradient_name(target)} = {reading(expr)}",
                 "comment": f"dL/d{target} = {text(expr)}",
-                "proof": _proof_summary(records, target, expr),
+                "proof": _proof_summary(records, step, target),
             }
         )
         needed += [t.name for t in tx.tensors_in(expr)]

@@ -57,7 +57,7 @@ from tests import reference_numeric as ref
 from tests.test_generated_numeric import sample, torch_loss
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = ("small_cnn", "mlp", "sigmoid_cnn")
+NETWORKS = ("small_cnn", "mlp", "sigmoid_cnn", "sigmoid_cnn3")
 SECONDS_PER_MUTANT = 20  # a mutant that runs longer counts as caught (a hanging test fails too)
 
 Path_ = tuple[tuple[str, int | None], ...]  # fields from the module root to a node

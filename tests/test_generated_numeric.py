@@ -12,7 +12,7 @@ import torch.nn.functional as tf
 
 from tests import reference_numeric as ref
 
-NETWORKS = ["small_cnn", "mlp", "sigmoid_cnn"]
+NETWORKS = ["small_cnn", "mlp", "sigmoid_cnn", "sigmoid_cnn3"]
 SPECS = Path(__file__).resolve().parent.parent / "derive" / "networks"
 EPS = 1e-3
 
