@@ -65,7 +65,7 @@ CASES = {
     "notation_injection": (GOOD + '[notation]\nW1 = "\\\\input{/etc/passwd}"\n', ["notation.W1"]),
     "notation_unknown_tensor": (GOOD + '[notation]\nQ9 = "q"\n', ["notation.Q9", "unknown tensor"]),
     "too_large": (
-        GOOD.replace("[1, 6, 6]", "[3, 400, 400]").replace("filters = 1", "filters = 64"),
+        GOOD.replace("[1, 6, 6]", "[3, 200, 200]").replace("filters = 1", "filters = 64"),
         ["input", "too large for element-wise proof", "multiply-adds", "smaller network"],
     ),
     # the largest sizes a spec may give: only arithmetic may look at them
