@@ -79,15 +79,15 @@ def family_network(side: int, kernel: int, filters: int = 1) -> Network:
     return build(parse(family_spec(side, kernel, filters), f"<{side}x{side}, {kernel}x{kernel}>"))
 
 
-class OutOfBudget(Exception):
+class OutOfBudgetError(Exception):
     pass
 
 
 def within(seconds: float, work):
-    """``work()`` or ``OutOfBudget`` after ``seconds`` (SIGALRM interrupts SymPy mid-way)."""
+    """``work()`` or ``OutOfBudgetError`` after ``seconds`` (SIGALRM interrupts SymPy mid-way)."""
 
     def expire(*_):
-        raise OutOfBudget
+        raise OutOfBudgetError
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -146,7 +146,11 @@ def peer_stock(side: int, kernel: int) -> tuple[int, int]:
     for i, j in np.ndindex(z1.shape):
         z1[i, j] = sum(x[i + m, j + n] * w[m, n] for m in range(kernel) for n in range(kernel)) + b1
     a1 = np.vectorize(lambda z: sp.Max(0, z), otypes=[object])(z1)
-    windows = [[(2 * i + p, 2 * j + q) for p in range(2) for q in range(2)] for i in range(out // 2) for j in range(out // 2)]
+    windows = [
+        [(2 * i + p, 2 * j + q) for p in range(2) for q in range(2)]
+        for i in range(out // 2)
+        for j in range(out // 2)
+    ]
     w2 = sp.symbols(f"v0:{len(windows)}")
     z2 = sum(sp.Max(*[a1[c] for c in cells]) * v for cells, v in zip(windows, w2, strict=True)) + b2
     a2 = 1 / (1 + sp.exp(-z2))
@@ -156,7 +160,11 @@ def peer_stock(side: int, kernel: int) -> tuple[int, int]:
     dz1 = np.zeros((out, out), dtype=object)
     for cells, v in zip(windows, w2, strict=True):
         for position, cell in enumerate(cells):
-            first = [sp.Heaviside(a1[cell] - a1[o], 0 if k < position else 1) for k, o in enumerate(cells) if k != position]
+            first = [
+                sp.Heaviside(a1[cell] - a1[o], 0 if k < position else 1)
+                for k, o in enumerate(cells)
+                if k != position
+            ]
             dz1[cell] = dz2 * v * sp.Mul(*first) * sp.Heaviside(z1[cell], 0)
     rules = {b2: dz2, b1: sum(dz1.ravel())}
     rules.update({v: dz2 * sp.Max(*[a1[c] for c in cells]) for cells, v in zip(windows, w2, strict=True)})
@@ -189,7 +197,8 @@ def builtins_table(repeat: int) -> None:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "codegen.cli", "prove"], check=True, capture_output=True)
         walls.append(time.perf_counter() - start)
-    print(f"\n   `gradproof prove` (small_cnn) as a command, start-up included: median {statistics.median(walls):.2f} s\n")
+    median = statistics.median(walls)
+    print(f"\n   `gradproof prove` (small_cnn) as a command, start-up included: median {median:.2f} s\n")
 
 
 def family_table(repeat: int, budget: float) -> list[dict]:
@@ -202,14 +211,17 @@ def family_table(repeat: int, budget: float) -> list[dict]:
         seconds, records = median_proof(network, reps)
         row = {"size": f"{side}x{side}/{kernel}x{kernel}", "side": side, "ours": seconds, "records": records}
         row["ours_e2e"] = sum(r.seconds for r in records if r.level == "end-to-end")
-        for peer, work in (("graph", lambda n=network: peer_on_our_graph(n)), ("stock", lambda: peer_stock(side, kernel))):
+        for peer, work in (
+            ("graph", lambda n=network: peer_on_our_graph(n)),
+            ("stock", lambda s=side, k=kernel: peer_stock(s, k)),
+        ):
             if not live[peer]:
                 row[peer] = None
                 continue
             try:
                 elapsed, (decided, tried) = timed(lambda w=work: within(budget, w))
                 row[peer] = (elapsed, decided, tried)
-            except OutOfBudget:
+            except OutOfBudgetError:
                 row[peer] = ("budget", 0, 0)
                 live[peer] = False
         rows.append(row)
@@ -220,7 +232,10 @@ def family_table(repeat: int, budget: float) -> list[dict]:
         print(f"   {name[:50]:50}" + "".join(f"{r['records'][i].seconds:13.3f}" for r in rows))
     print(f"   {'gradproof, all obligations':50}" + "".join(f"{r['ours']:13.2f}" for r in rows))
     print(f"   {'gradproof, end-to-end only':50}" + "".join(f"{r['ours_e2e']:13.2f}" for r in rows))
-    for peer, label in (("graph", "peer: SymPy diff+expand, gradproof's graph"), ("stock", "peer: SymPy diff+expand, stock Max/exp/log")):
+    for peer, label in (
+        ("graph", "peer: SymPy diff+expand, gradproof's graph"),
+        ("stock", "peer: SymPy diff+expand, stock Max/exp/log"),
+    ):
         cells = []
         for r in rows:
             result = r[peer]
@@ -236,9 +251,14 @@ def family_table(repeat: int, budget: float) -> list[dict]:
             result = r[peer]
             verdicts.append("-" if result is None or result[0] == "budget" else f"{result[1]}/{result[2]} eq")
         print(f"   {'  entries it decided equal':50}" + "".join(f"{v:>13}" for v in verdicts))
-    print("\n   ratio peer (gradproof's graph) / gradproof end-to-end: " + ", ".join(
-        f"{r['size']} {r['graph'][0] / r['ours_e2e']:.0f}x" for r in rows if r["graph"] and r["graph"][0] != "budget"
-    ))
+    print(
+        "\n   ratio peer (gradproof's graph) / gradproof end-to-end: "
+        + ", ".join(
+            f"{r['size']} {r['graph'][0] / r['ours_e2e']:.0f}x"
+            for r in rows
+            if r["graph"] and r["graph"][0] != "budget"
+        )
+    )
     print()
     return rows
 
@@ -253,8 +273,10 @@ def build_table() -> float:
     with tempfile.TemporaryDirectory() as out:
         written = write_all(Path(out), render_all(network, records))
     total = time.perf_counter() - start
-    print(f"   {network.parameter_count} parameters, {len(records)} obligations: proofs {proved:.1f} s, "
-          f"proofs and {len(written)} files {total:.1f} s\n")
+    print(
+        f"   {network.parameter_count} parameters, {len(records)} obligations: proofs {proved:.1f} s, "
+        f"proofs and {len(written)} files {total:.1f} s\n"
+    )
     return total
 
 
@@ -268,7 +290,10 @@ def plot(rows: list[dict], budget: float) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(sides, [r["ours"] for r in rows], "o-", label="gradproof, all obligations")
     ax.plot(sides, [r["ours_e2e"] for r in rows], "s--", label="gradproof, end-to-end only")
-    for peer, label, marker in (("graph", "SymPy diff+expand, gradproof's graph", "^-"), ("stock", "SymPy diff+expand, stock functions", "v-")):
+    for peer, label, marker in (
+        ("graph", "SymPy diff+expand, gradproof's graph", "^-"),
+        ("stock", "SymPy diff+expand, stock functions", "v-"),
+    ):
         done = [(r["side"], r[peer][0]) for r in rows if r[peer] and r[peer][0] != "budget"]
         over = [r["side"] for r in rows if r[peer] and r[peer][0] == "budget"]
         if done:

@@ -17,7 +17,7 @@ from math import prod
 
 from codegen.latex_content import Block, Row
 from codegen.latex_entries import EntrySymbols, bce_steps, entry_rows, squared_error_steps
-from codegen.latex_layout import LINE_WIDTH, RHS_WIDTH, break_lines, visible_width
+from codegen.latex_layout import LINE_WIDTH, RHS_WIDTH, break_lines, pack, visible_width
 from codegen.latex_names import Names
 from codegen.latex_printer import DEFINITIONS, LatexReading, batch_size, shape_tex
 from codegen.latex_shapes import ShapeReading, jacobian_shape, per_sample
@@ -139,13 +139,7 @@ class Derivation:
         pieces = [self.names.symbol(chain[0].name)]
         for step, tensor in zip(self.network.steps, chain[1:], strict=True):
             pieces.append(rf"\xrightarrow{{{self.operation_name(step)}}} {self.names.symbol(tensor.name)}")
-        flow, current = [], ""
-        for piece in pieces:
-            if current and visible_width(current + piece) > FLOW_WIDTH:
-                flow.append(current)
-                current = ""
-            current = f"{current} {piece}".strip()
-        flow.append(current)
+        flow = pack(pieces, FLOW_WIDTH)
         spacing = min(2.4, FIGURE_WIDTH_CM / max(1, len(chain) - 1))
         nodes = []
         for i, tensor in enumerate(chain):
@@ -288,13 +282,7 @@ class Derivation:
             top, bottom = self.names.symbol(upper.name), self.names.symbol(lower.name)
             fraction = rf"\frac{{\partial {top}}}{{\partial {bottom}}}{JACOBIAN_PHANTOM}"
             factors.append(rf"\underbrace{{{fraction}}}_{{{jacobian_shape(upper.shape, lower.shape)}}}")
-        lines, current = [], ""
-        for factor in factors:
-            if current and visible_width(current + factor) > RHS_WIDTH:
-                lines.append(current)
-                current = ""
-            current = f"{current} \\, {factor}" if current else factor
-        lines.append(current)
+        lines = pack(factors, RHS_WIDTH, joiner=r" \, ")
         jacobians = [Row(self.grad(weight.name), "= " + lines[0], self.label("chain-rule"))]
         jacobians += [Row("", r"\quad " + line) for line in lines[1:]]
         products: list[Row] = []

@@ -194,6 +194,18 @@ def break_lines(latex: str, limit: float = RHS_WIDTH, first_limit: float | None 
     return lines
 
 
+def pack(pieces: list[str], limit: float, joiner: str = " ") -> list[str]:
+    """``pieces`` joined by ``joiner``, greedily: a new line where the next would pass ``limit``."""
+    lines, current = [], ""
+    for piece in pieces:
+        if current and visible_width(current + piece) > limit:
+            lines.append(current)
+            current = ""
+        current = f"{current}{joiner}{piece}" if current else piece
+    lines.append(current)
+    return lines
+
+
 def _chunks(terms: list[str], size: int) -> list[list[str]]:
     return [terms[i : i + size] for i in range(0, len(terms), size)]
 

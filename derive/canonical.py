@@ -82,6 +82,25 @@ def prune(p: Polynomial) -> Polynomial:
     return {m: c for m, c in p.items() if c}
 
 
+def children_first(root: sp.Basic, memo: dict, value, opens) -> object:
+    """``memo[root] = value(root)``, after ``value`` of every node below it that ``opens`` descends into.
+
+    Each distinct node of the DAG is computed once; iterative, because networks
+    nest deeper than Python's recursion allows.
+    """
+    stack = [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in memo:
+            continue
+        if not ready and opens(node):
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in memo)
+            continue
+        memo[node] = value(node)
+    return memo[root]
+
+
 def _number(value: sp.Number) -> int | Fraction:
     if value.is_Integer:
         return int(value)
@@ -153,19 +172,7 @@ class NormalForm:
         done = self._memo.get(expr)
         if done is not None:
             return done
-        # Post-order without recursion: networks nest deeper than Python's stack allows.
-        stack = [(expr, False)]
-        memo = self._memo
-        while stack:
-            node, ready = stack.pop()
-            if node in memo:
-                continue
-            if not ready and (node.is_Add or node.is_Mul or node.is_Pow):
-                stack.append((node, True))
-                stack.extend((a, False) for a in node.args if a not in memo)
-                continue
-            memo[node] = self._convert(node)
-        return memo[expr]
+        return children_first(expr, self._memo, self._convert, lambda n: n.is_Add or n.is_Mul or n.is_Pow)
 
     def _convert(self, node: sp.Basic) -> Polynomial:
         memo = self._memo

@@ -41,11 +41,11 @@ TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch"
 # What the element-wise prover can finish, measured on two cores (SymPy 1.14, the DAG prover).
 # Breadth: multiply-adds per sample; 28x28 with 8 filters of 5x5 (122k) proves in 45 s and
 # 0.7 GB, with 16 filters (247k) in 96 s and 1.3 GB: time and memory grow about linearly, and
-# the limit keeps every accepted spec within about two minutes. Depth: chain-rule products in the largest end-to-end derivative
-# (the paths from a parameter entry to L, a sigmoid on the way counting twice); 4,096 prove in
-# 11 s, 10,000 in 53 s and 1.5 GB, 32,768 run out of 3 GB, 16 sigmoid layers in a row (65,536)
-# take 40 s and 1.2 GB, 32 of them more than 8 GB. Layers: the prover recurses once per layer,
-# 400 layers exceed Python's recursion limit.
+# the limit keeps every accepted spec within about two minutes. Depth: chain-rule products in
+# the largest end-to-end derivative (the paths from a parameter entry to L, a sigmoid on the
+# way counting twice); 4,096 prove in 11 s, 10,000 in 53 s and 1.5 GB, 32,768 run out of 3 GB,
+# 16 sigmoid layers in a row (65,536) take 40 s and 1.2 GB, 32 of them more than 8 GB.
+# Layers: 400 layers exceed Python's recursion limit.
 MAX_TERMS = 250_000
 MAX_CHAIN = 10_000
 MAX_LAYERS = 64

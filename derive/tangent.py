@@ -24,7 +24,7 @@ import functools
 
 import sympy as sp
 
-from derive.canonical import ONE, NormalForm, Polynomial, add_into, multiply, prune
+from derive.canonical import ONE, NormalForm, Polynomial, add_into, children_first, multiply, prune
 
 
 @functools.cache
@@ -53,20 +53,9 @@ class Tangent:
         self._memo: dict[sp.Basic, Polynomial] = {}
 
     def __call__(self, expr: sp.Basic) -> Polynomial:
-        memo = self._memo
-        if expr in memo:
-            return memo[expr]
-        stack = [(expr, False)]
-        while stack:
-            node, ready = stack.pop()
-            if node in memo:
-                continue
-            if not ready and node.args:
-                stack.append((node, True))
-                stack.extend((a, False) for a in node.args if a not in memo)
-                continue
-            memo[node] = self._derivative(node)
-        return memo[expr]
+        if expr in self._memo:
+            return self._memo[expr]
+        return children_first(expr, self._memo, self._derivative, lambda n: bool(n.args))
 
     def _derivative(self, node: sp.Basic) -> Polynomial:
         memo, normal = self._memo, self.normal
