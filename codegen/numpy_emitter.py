@@ -15,6 +15,9 @@ from derive.prover import ProofRecord
 from derive.statement import text
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Numbers of the largest tensor per chunk where loss_and_grads splits a batch into threads (measured:
+# smaller chunks lose to the GIL's hand-offs, larger ones leave batch 128 of the 28x28 CNN unsplit).
+CHUNK_NUMBERS = 2**18
 
 
 def environment() -> jinja2.Environment:
@@ -75,6 +78,10 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         f"{t.name} {_shape_text(t.shape)}"
         for t in [network.input, *[s.output for s in forward_steps], network.target]
     ]
+    tensors = [network.input, *[s.output for s in forward_steps]]
+    largest = max(tensors, key=lambda t: prod(t.shape[1:]))
+    loss_uses_n = "/ N" in loss_code
+    backward_uses_n = any("/ N" in line["code"] for line in backward_lines)
     helpers = [HELPERS[h].strip("\n") for h in HELPER_ORDER if h in reading.helpers]
     body = (
         environment()
@@ -96,8 +103,12 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
             backward_cache=[t for t in ordered if t in needed and t in forward_names],
             backward_params=[p for p in param_names if p in needed],
             backward_lines=backward_lines,
-            loss_uses_n="/ N" in loss_code,
-            backward_uses_n=any("/ N" in line["code"] for line in backward_lines),
+            loss_uses_n=loss_uses_n,
+            backward_uses_n=backward_uses_n,
+            uses_n=loss_uses_n or backward_uses_n,
+            largest=largest.name,
+            chunk=max(1, CHUNK_NUMBERS // prod(largest.shape[1:])),
+            chunk_numbers=f"2**{CHUNK_NUMBERS.bit_length() - 1}",
             helpers=helpers,
         )
     )

@@ -110,12 +110,15 @@ def sigmoid(z):
 ''',
     "sample_blocks": '''
 def sample_blocks(x):
-    """Slices of consecutive samples of x, each about 2**16 numbers of it.
+    """Slices of consecutive samples of x, each about 2**18 numbers of it.
 
     Helpers that make large temporaries work one block of samples at a time, so that the
-    temporaries stay in cache and never add up to a second copy of the batch.
+    temporaries stay in cache and never add up to a second copy of the batch. Blocks of 2**18
+    (the size of loss_and_grads' chunks), not smaller: each NumPy call lets go of the GIL and
+    takes it back, and with chunks in parallel threads more, smaller calls cost more than the
+    cache saves (measured).
     """
-    step = max(1, 65536 // x[0].size)
+    step = max(1, 262144 // x[0].size)  # 2**18
     return [slice(start, start + step) for start in range(0, len(x), step)]
 ''',
     "im2col": '''

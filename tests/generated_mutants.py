@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from tests import reference_numeric as ref
-from tests.test_generated_numeric import sample, torch_loss
+from tests.test_generated_numeric import chunked_by_hand, sample, torch_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORKS = ("small_cnn", "mlp", "sigmoid_cnn", "sigmoid_cnn3")
@@ -576,6 +576,7 @@ class Fixture:
     sweep: list  # (label, params, X, Y, loss, grads): biases shifted, against the loop reference
     logits: list  # (label, params, X, Y, loss from torch): a saturated output
     large: tuple  # params, X, Y: a batch large enough for helpers that work a block at a time
+    chunked: tuple  # params, X, Y, loss, grads from torch: a batch loss_and_grads splits (CHUNK made small)
 
 
 def _layer_params(spec: dict) -> list[tuple[str, str | None]]:
@@ -688,6 +689,8 @@ def fixture(name: str) -> Fixture:
     logits = [(label, p, x, y, torch_loss(spec, p, x, y)[0]) for label, p, x, y in large_logit_cases(name)]
     _, params_g, _, _ = sample(name, seed=14)
     X_g, Y_g = draw_unchecked(name, seed=14, batch=LARGE_BATCH)
+    _, params_c, X_c, Y_c = sample(name, seed=12, batch=11)
+    chunked = (params_c, X_c, Y_c, *torch_loss(spec, params_c, X_c, Y_c))
     return Fixture(
         name,
         spec,
@@ -702,6 +705,7 @@ def fixture(name: str) -> Fixture:
         sweep,
         logits,
         (params_g, X_g, Y_g),
+        chunked,
     )
 
 
@@ -730,10 +734,15 @@ def check_loop_reference(module, fx: Fixture) -> None:
 
 
 def check_torch_autograd(module, fx: Fixture) -> None:
+    """loss_and_grads, and forward, loss and backward called one after the other, equal torch's."""
     params, X, Y, loss, grads = fx.torch
     value, computed = module.loss_and_grads(_copy(params), X.copy(), Y.copy())
     assert math.isclose(value, loss, rel_tol=1e-10), (value, loss)
     _assert_grads(computed, grads, 1e-10, 1e-13, "torch")
+    _, cache = module.forward(_copy(params), X.copy())
+    value = module.loss(cache, Y.copy())
+    assert math.isclose(value, loss, rel_tol=1e-10), ("loss", value, loss)
+    _assert_grads(module.backward(_copy(params), cache, Y.copy()), grads, 1e-10, 1e-13, "torch, backward")
 
 
 def check_kinks_and_ties(module, fx: Fixture) -> None:
@@ -821,6 +830,40 @@ def check_large_batch(module, fx: Fixture) -> None:
     _assert_grads(grads, summed, 1e-9, 1e-12, "large batch")
 
 
+# (CHUNK, chunk bounds) for the 11 samples of Fixture.chunked: two chunks, and three unequal ones.
+CHUNKINGS = ((5, [0, 5, 11]), (3, [0, 3, 7, 11]))
+
+
+@contextlib.contextmanager
+def small_chunks(module, chunk: int) -> Iterator[None]:
+    """The module's CHUNK set to ``chunk`` (so that a small batch is split into chunks in threads)."""
+    saved = module.CHUNK
+    module.CHUNK = chunk
+    try:
+        yield
+    finally:
+        module.CHUNK = saved
+
+
+def check_chunks_in_threads(module, fx: Fixture) -> None:
+    """A batch split into chunks computed in worker threads: torch's values, and bit for bit the
+    chunks' results added in chunk order, on every call; float32 stays float32."""
+    params, X, Y, loss, grads = fx.chunked
+    for chunk, bounds in CHUNKINGS:
+        with small_chunks(module, chunk):
+            value, computed = module.loss_and_grads(_copy(params), X.copy(), Y.copy())
+            assert math.isclose(value, loss, rel_tol=1e-10), (chunk, value, loss)
+            _assert_grads(computed, grads, 1e-10, 1e-13, f"chunks of {chunk}")
+            for dtype in (np.float64, np.float32):
+                typed = {k: v.astype(dtype) for k, v in params.items()}
+                X_, Y_ = X.astype(dtype), Y.astype(dtype)
+                total, summed = chunked_by_hand(module, fx.spec, _copy(typed), X_.copy(), Y_.copy(), bounds)
+                for _ in range(2):
+                    value, computed = module.loss_and_grads(_copy(typed), X_.copy(), Y_.copy())
+                    assert value == total, (chunk, dtype, value, total)
+                    _assert_grads(computed, summed, 0, 0, f"chunks of {chunk}, {dtype.__name__}")
+
+
 def check_init_values(module, fx: Fixture) -> None:
     """Weights uniform in +-1/sqrt(fan_in), biases zero, as the docstring of ``init_params`` says.
 
@@ -882,6 +925,7 @@ CHECKS: dict[str, Callable] = {
     "batch vectorised": check_batch_vectorised,
     "init_params": check_init_params,
     "finite differences": check_finite_differences,
+    "chunks in threads": check_chunks_in_threads,  # as in the numeric tests, added with the threads
     # added by the mutation check: mutants that the checks above let through showed these gaps
     "init values": check_init_values,
     "wide sample": check_wide_sample,
@@ -889,7 +933,7 @@ CHECKS: dict[str, Callable] = {
     "large batch": check_large_batch,
 }
 # The checks of tests/test_generated_numeric.py, each generalised to every network.
-AS_IN_NUMERIC_TESTS = tuple(CHECKS)[:9]
+AS_IN_NUMERIC_TESTS = tuple(CHECKS)[:10]
 
 
 class MutantTimeoutError(Exception):
@@ -1018,6 +1062,23 @@ def battery(name: str) -> list[tuple[str, Callable]]:
                 )
             )
     calls += [(label, api(p, x, y)) for label, p, x, y in cases]
+
+    def chunked(chunk, params, X, Y):
+        def run(module):
+            with small_chunks(module, chunk):
+                return module.loss_and_grads(_copy(params), X.copy(), Y.copy())
+
+        return run
+
+    for chunk, _ in CHUNKINGS:
+        params, X, Y = fx.chunked[:3]
+        calls.append((f"chunks of {chunk}", chunked(chunk, params, X, Y)))
+        for seed, dtype in ((15, np.float64), (16, np.float32)):
+            p = sample(fx.name, seed=seed)[1]
+            x, y = draw_unchecked(fx.name, seed=seed, batch=13)
+            typed = {k: v.astype(dtype) for k, v in p.items()}
+            label = f"chunks of {chunk}, seed {seed}, {dtype.__name__}"
+            calls.append((label, chunked(chunk, typed, x.astype(dtype), y.astype(dtype))))
     return calls
 
 

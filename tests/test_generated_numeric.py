@@ -128,11 +128,18 @@ def torch_loss(spec: dict, params: dict, X: np.ndarray, Y: np.ndarray):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_gradients_equal_torch_autograd(name):
+    """loss_and_grads, and forward, loss and backward called one after the other."""
     spec, params, X, Y = sample(name, seed=2, batch=5)
-    loss, grads = generated(name).loss_and_grads(params, X, Y)
+    module = generated(name)
+    loss, grads = module.loss_and_grads(params, X, Y)
     expected_loss, expected = torch_loss(spec, params, X, Y)
     assert loss == pytest.approx(expected_loss, rel=1e-10)
     for key in grads:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-13, err_msg=key)
+    _, cache = module.forward(params, X)
+    assert module.loss(cache, Y) == pytest.approx(expected_loss, rel=1e-10)
+    grads = module.backward(params, cache, Y)
+    for key in expected:
         np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-13, err_msg=key)
 
 
@@ -212,3 +219,45 @@ def test_init_params_has_the_shapes_and_dtype_asked_for(dtype):
     assert all(v.dtype == dtype for v in params.values())
     again = module.init_params(np.random.default_rng(0), dtype)
     assert all(np.array_equal(params[k], again[k]) for k in params)
+
+
+def chunked_by_hand(module, spec: dict, params: dict, X: np.ndarray, Y: np.ndarray, bounds: list[int]):
+    """Loss and gradients as the sum, in chunk order, of each chunk's (the mean divides by the whole N)."""
+    whole = (len(X),) if spec.get("reduction", "mean") == "mean" else ()
+    total, grads = None, None
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        value, part = module.chunk_loss_and_grads(params, X[start:stop], Y[start:stop], *whole)
+        total = value if total is None else total + value
+        grads = part if grads is None else {k: grads[k] + part[k] for k in grads}
+    return total, grads
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize(("chunk", "bounds"), [(5, [0, 5, 11]), (3, [0, 3, 7, 11])])
+def test_a_batch_split_into_chunks_in_threads_equals_torch_and_its_chunks_in_order(
+    name, chunk, bounds, monkeypatch
+):
+    """Batches of 2 * CHUNK samples or more are split into equal chunks computed in worker threads.
+
+    CHUNK is made small here so that 11 samples take that path (in use it is thousands of
+    numbers per chunk). The result equals torch's, and bit for bit the chunks' results added in
+    chunk order, on every call; float32 stays float32.
+    """
+    spec, params, X, Y = sample(name, seed=12, batch=11)
+    module = generated(name)
+    monkeypatch.setattr(module, "CHUNK", chunk)
+    loss, grads = module.loss_and_grads(params, X, Y)
+    expected_loss, expected = torch_loss(spec, params, X, Y)
+    assert loss == pytest.approx(expected_loss, rel=1e-10)
+    for key in grads:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-13, err_msg=key)
+    for dtype in (np.float64, np.float32):
+        typed = {k: v.astype(dtype) for k, v in params.items()}
+        X_, Y_ = X.astype(dtype), Y.astype(dtype)
+        by_hand = chunked_by_hand(module, spec, typed, X_, Y_, bounds)
+        for _ in range(3):
+            value, computed = module.loss_and_grads(typed, X_, Y_)
+            assert value == by_hand[0]
+            for key in computed:
+                assert computed[key].dtype == dtype, key
+                np.testing.assert_array_equal(computed[key], by_hand[1][key], err_msg=key)
