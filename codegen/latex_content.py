@@ -16,12 +16,15 @@ class Row:
 
     ``aside`` is a second column beside the equation (the shapes of a rule's
     factors); a display with any aside is set as ``alignat`` with two columns.
+    ``glue`` keeps the row on the page of the row before it, as a row with an
+    empty ``left`` (a continuation) always is.
     """
 
     left: str
     right: str
     label: str | None = None
     aside: str = ""
+    glue: bool = False
 
 
 @dataclass

@@ -19,7 +19,7 @@ from codegen.latex_content import Block, Row
 from codegen.latex_entries import EntrySymbols, bce_steps, entry_rows, squared_error_steps
 from codegen.latex_layout import LINE_WIDTH, RHS_WIDTH, break_lines, pack, visible_width
 from codegen.latex_names import Names
-from codegen.latex_printer import DEFINITIONS, LatexReading, batch_size, shape_tex
+from codegen.latex_printer import LatexReading, batch_size, definitions, shape_tex
 from codegen.latex_shapes import ShapeReading, jacobian_shape, per_sample
 from codegen.latex_verification import Verification
 from derive import texpr as tx
@@ -128,7 +128,7 @@ class Derivation:
         for n, level in enumerate(levels):
             lines = break_lines(level, RHS_WIDTH)
             head = r"\quad " if n == 0 else r"\quad \rightarrow "
-            rows.append(Row(SHAPES if n == 0 else "", head + lines[0]))
+            rows.append(Row(SHAPES if n == 0 else "", head + lines[0], glue=True))
             rows += [Row("", r"\qquad " + line) for line in lines[1:]]
         return rows
 
@@ -259,7 +259,8 @@ class Derivation:
         for step in self.network.steps:
             for e in [step.forward, *step.rules.values()]:
                 used |= {type(node) for node in walk(e)}
-        return [DEFINITIONS[t] for t in tx.OPERATIONS if t in used and t in DEFINITIONS]
+        meanings = definitions(self.names.sample)
+        return [meanings[t] for t in tx.OPERATIONS if t in used and t in meanings]
 
     # -------------------------------------------------------- chain rule
 
@@ -378,6 +379,10 @@ class Derivation:
                     )
                 ]
             )
+        conv = step.layer.type == "conv2d"
+        filters = step.output.shape[1] if conv else 1
+        # the indices of an entry of the output gradient, for one sample: a filter and a position, or a unit
+        delta_index = ("k,i,j" if filters > 1 else "i,j") if conv else "u"
         self.blocks.append(
             Block(
                 f"entries-d{weight.name}",
@@ -388,10 +393,12 @@ class Derivation:
                     "weight": weight.name,
                     "upstream": gradient_name(step.output.name),
                     "input": step.input.name,
-                    "conv": step.layer.type == "conv2d",
+                    "conv": conv,
                     "dx": step.input.name in step.rules,
                     "count": values.size,
-                    "filters": step.output.shape[1] if step.layer.type == "conv2d" else 1,
+                    "filters": filters,
+                    "delta_index": delta_index,
+                    "delta_entry": f"({delta_index})" if conv else delta_index,
                 },
             )
         )

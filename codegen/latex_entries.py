@@ -150,7 +150,7 @@ def bce_steps(names: Names, logit: str, target: str, output: str, label: str) ->
     reduced = fraction(a - y, denominator)
     return [
         Row(r"\ell", "= " + show(ell)),
-        Row(rf"\frac{{\partial \ell}}{{\partial {a_tex}}}", "= " + show(d_ell)),
+        Row(rf"\frac{{\partial \ell}}{{\partial {a_tex}}}", "= " + show(d_ell), glue=True),
         Row("", "= " + fraction(numerator, denominator)),
         Row("", "= " + fraction(spread, denominator, order="none")),
         Row("", "= " + reduced),
@@ -175,5 +175,6 @@ def squared_error_steps(names: Names, output: str, target: str) -> list[Row]:
         Row(
             rf"\frac{{\partial \ell}}{{\partial {names.symbol(output)}}}",
             "= " + sp.latex(ell.diff(o), symbol_names=symbol_names),
+            glue=True,
         ),
     ]

@@ -17,6 +17,9 @@ from derive.network import LOSS_NAME
 
 # What may reach LaTeX from a spec: a short letter stem with an optional simple subscript.
 SAFE_NOTATION = re.compile(r"([A-Za-z]{1,3})(?:_\{?([A-Za-z0-9]{1,4})\}?)?")
+# The letter of the sample index (``\sum_{b}``, ``Y^{(b)}``), in order of preference: the first one that
+# no notation symbol uses, so that a bias called ``b`` is never summed over ``b``.
+SAMPLE_INDEX = ("b", "s", "r")
 # Canonical names from derive.network: a stem, a layer number, an optional de-duplication suffix.
 CANONICAL = re.compile(r"([A-Za-z]+?)(\d*)(?:_(\d+))?")
 
@@ -59,6 +62,12 @@ class Names:
 
     def __init__(self, notation: Mapping[str, str]):
         self._symbols = {key: notation_symbol(value) for key, value in sorted(notation.items())}
+
+    @property
+    def sample(self) -> str:
+        """The index of a sample in a batch: ``b``, or another letter when the notation uses ``b``."""
+        stems = {value.split("_", 1)[0] for value in self._symbols.values()}
+        return next((letter for letter in SAMPLE_INDEX if letter not in stems), SAMPLE_INDEX[-1])
 
     def symbol(self, name: str) -> str:
         """The LaTeX symbol of a forward tensor, an input or a parameter."""

@@ -2,7 +2,7 @@
 
 It mirrors ``derive.symbolic.SymbolicReading``: the same tree that the prover
 checked entry by entry is typeset here, so the documents never carry a
-hand-written copy of a gradient formula. ``DEFINITIONS`` states what each
+hand-written copy of a gradient formula. ``definitions`` states what each
 operator symbol means, for the notation section of a derivation.
 
 An ``atom`` hook lets a caller print chosen sub-trees as something else (a
@@ -150,7 +150,7 @@ class LatexReading:
         return self._apply(rf"\operatorname{{reshape}}_{{{target}}}", self(e.a))
 
     def read_SumAxes(self, e: tx.SumAxes) -> str:
-        letters = axis_letters(len(e.a.shape))
+        letters = axis_letters(len(e.a.shape), self.names.sample)
         over = ",".join(letters[ax] for ax in e.axes)
         return rf"\sum_{{{over}}} {self._operand(e.a)}"
 
@@ -190,12 +190,13 @@ class LatexReading:
         return self._apply(rf"\operatorname{{route}}_{{{e.size}\times {e.size}}}", self(e.a), self(e.grad))
 
     def _reduce(self, reduction: str) -> str:
-        return r"\frac{1}{N} \sum_{b}" if reduction == "mean" else r"\sum_{b}"
+        over = rf"\sum_{{{self.names.sample}}}"
+        return rf"\frac{{1}}{{N}} {over}" if reduction == "mean" else over
 
     def _sample(self, e: tx.Expr) -> str:
         """Sample ``b`` of a batched operand of the loss: ``Y^{(b)}``, ``Z_{2}^{(b)}``."""
         if isinstance(e, tx.Tensor) and self.atom(e) is None:
-            return f"{self(e)}^{{(b)}}"
+            return f"{self(e)}^{{({self.names.sample})}}"
         return self(e)
 
     def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits) -> str:
@@ -210,44 +211,60 @@ class LatexReading:
         return rf"{self._reduce(e.reduction)} \frac{{1}}{{2}} {norm}"
 
 
-def axis_letters(rank: int) -> list[str]:
-    """Index letters of a batch-first tensor's axes: ``b`` is the sample, ``c`` the channel."""
-    return {1: ["k"], 2: ["b", "k"], 3: ["b", "c", "k"], 4: ["b", "c", "i", "j"]}.get(
+def axis_letters(rank: int, sample: str = "b") -> list[str]:
+    """Index letters of a batch-first tensor's axes: ``sample`` is the sample, ``c`` the channel."""
+    return {1: ["k"], 2: [sample, "k"], 3: [sample, "c", "k"], 4: [sample, "c", "i", "j"]}.get(
         rank, [f"a_{{{i}}}" for i in range(rank)]
     )
 
 
-# What each operator means, for the notation table of a derivation: a formula and the words beside it.
-# Indices start at 0; b is the sample in the batch, c a channel, f a filter.
-DEFINITIONS: dict[type[tx.Expr], tuple[str, str]] = {
-    tx.Correlate: (
-        r"\operatorname{corr}(X, K)_{b,f,i,j} = \sum_{c,m,n} X_{b,c,i+m,j+n}\, K_{f,c,m,n}",
-        r"valid cross-correlation of an input $X$ with filters $K$ (stride 1, no padding); "
-        r"with a batched gradient $G$ in place of $K$, the sum runs over the samples instead: "
-        r"$\operatorname{corr}(X, G)_{f,c,m,n} = \sum_{b,i,j} X_{b,c,i+m,j+n}\, G_{b,f,i,j}$",
-    ),
-    tx.FullConvolve: (
-        r"\operatorname{conv}_{\mathrm{full}}(G, K)_{b,c,h,w} = \sum_{f,m,n} G_{b,f,h-m,w-n}\, K_{f,c,m,n}",
-        r"full convolution; entries of $G$ outside its range count as $0$",
-    ),
-    tx.MatMul: (r"(A \cdot B)_{i,j} = \sum_{k} A_{i,k} B_{k,j}", "matrix product"),
-    tx.Transpose: (r"(A^{\top})_{i,j} = A_{j,i}", "transpose"),
-    tx.Reshape: (
-        r"\operatorname{reshape}_{s}(A)",
-        r"the entries of $A$ read in row-major order and laid out with shape $s$",
-    ),
-    tx.SumAxes: (r"\textstyle\sum_{b,i,j} A", "sum over the axes named below the sign; the other axes stay"),
-    tx.Product: (r"(A \odot B)_{i} = A_{i} B_{i}", "element-wise (Hadamard) product of equal shapes"),
-    tx.StepMask: (r"\mathbf{1}[Z > 0]_{i}", r"$1$ where $Z_{i} > 0$, $0$ elsewhere: the derivative of ReLU"),
-    tx.Sigmoid: (r"\sigma(z) = \frac{1}{1 + e^{-z}}", "logistic sigmoid, element-wise"),
-    tx.Relu: (r"\operatorname{ReLU}(z) = \max(0, z)", "element-wise"),
-    tx.MaxPool: (
-        r"\operatorname{maxpool}_{s\times s}(A)_{b,c,i,j} = \max_{0 \le p,q < s} A_{b,c,si+p,sj+q}",
-        r"maximum of each $s \times s$ window, stride $s$",
-    ),
-    tx.RouteMax: (
-        r"\operatorname{route}_{s\times s}(A, G)_{b,c,si+p,sj+q} = G_{b,c,i,j}",
-        r"if $(p,q)$ is the first maximum of its window of $A$ in row-major order, else $0$: "
-        r"each window's gradient goes to the entry that won the pooling",
-    ),
-}
+def definitions(sample: str = "b") -> dict[type[tx.Expr], tuple[str, str]]:
+    """What each operator means, for the notation list of a derivation: a formula and the words beside it.
+
+    Indices start at 0; ``sample`` is the index of the sample in the batch (``Names.sample``), ``c`` a
+    channel, ``k`` a filter (as in the entries of a filter gradient), ``i, j`` a position.
+    """
+    b = sample
+    s = "r" if sample == "s" else "s"  # the side of a pooling window
+    return {
+        tx.Correlate: (
+            rf"\operatorname{{corr}}(X, K)_{{{b},k,i,j}} = "
+            rf"\sum_{{c,m,n}} X_{{{b},c,i+m,j+n}}\, K_{{k,c,m,n}}",
+            r"valid cross-correlation of an input $X$ with filters $K$ (stride 1, no padding); "
+            r"with a batched gradient $G$ in place of $K$, the sum runs over the samples instead: "
+            rf"$\operatorname{{corr}}(X, G)_{{k,c,m,n}} = "
+            rf"\sum_{{{b},i,j}} X_{{{b},c,i+m,j+n}}\, G_{{{b},k,i,j}}$",
+        ),
+        tx.FullConvolve: (
+            rf"\operatorname{{conv}}_{{\mathrm{{full}}}}(G, K)_{{{b},c,h,w}} = "
+            rf"\sum_{{k,m,n}} G_{{{b},k,h-m,w-n}}\, K_{{k,c,m,n}}",
+            r"full convolution; entries of $G$ outside its range count as $0$",
+        ),
+        tx.MatMul: (r"(A \cdot B)_{i,j} = \sum_{k} A_{i,k} B_{k,j}", "matrix product"),
+        tx.Transpose: (r"(A^{\top})_{i,j} = A_{j,i}", "transpose"),
+        tx.Reshape: (
+            r"\operatorname{reshape}_{d}(A)",
+            r"the entries of $A$ read in row-major order and laid out with shape $d$",
+        ),
+        tx.SumAxes: (
+            rf"\textstyle\sum_{{{b},i,j}} A",
+            "sum over the axes named below the sign; the other axes stay",
+        ),
+        tx.Product: (r"(A \odot B)_{i} = A_{i} B_{i}", "element-wise (Hadamard) product of equal shapes"),
+        tx.StepMask: (
+            r"\mathbf{1}[Z > 0]_{i}",
+            r"$1$ where $Z_{i} > 0$, $0$ elsewhere: the derivative of ReLU",
+        ),
+        tx.Sigmoid: (r"\sigma(z) = \frac{1}{1 + e^{-z}}", "logistic sigmoid, element-wise"),
+        tx.Relu: (r"\operatorname{ReLU}(z) = \max(0, z)", "element-wise"),
+        tx.MaxPool: (
+            rf"\operatorname{{maxpool}}_{{{s}\times {s}}}(A)_{{{b},c,i,j}} = "
+            rf"\max_{{0 \le p,q < {s}}} A_{{{b},c,{s}i+p,{s}j+q}}",
+            rf"maximum of each ${s} \times {s}$ window, stride ${s}$",
+        ),
+        tx.RouteMax: (
+            rf"\operatorname{{route}}_{{{s}\times {s}}}(A, G)_{{{b},c,{s}i+p,{s}j+q}} = G_{{{b},c,i,j}}",
+            r"if $(p,q)$ is the first maximum of its window of $A$ in row-major order, else $0$: "
+            r"each window's gradient goes to the entry that won the pooling",
+        ),
+    }

@@ -46,6 +46,19 @@ from derive.symbolic import (
 from derive.tangent import Tangent
 
 LOCAL_BATCH = 2
+# The ``key`` of each kind of record, in report order.
+OBLIGATION_KEYS = (
+    "sigmoid-bce",
+    "bce-logit",
+    "sigmoid-derivative",
+    "window-max",
+    "relu-kink",
+    "pooling-ties",
+    "local",
+    "end-to-end",
+    "count",
+    "batch",
+)
 # Largest whole-batch forward graph (multiply-adds) proven end to end at the spec's batch.
 END_TO_END_TERMS = 20_000
 
@@ -67,6 +80,14 @@ class ProofRecord:
     # the tensor whose gradient the rule gives (e.g. "W1"); empty for other records.
     step_output: str = ""
     target: str = ""
+    # Structured facts for readers that typeset a record (the LaTeX emitter) instead of quoting its
+    # text: which obligation it is (one of OBLIGATION_KEYS), the batch size it was proven at (0 where
+    # no batch is involved), the tensor a convention is checked at (e.g. "Z1") and the side of the
+    # pooling window of a window lemma or a tie convention.
+    key: str = ""
+    batch: int = 0
+    tensor: str = ""
+    window: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -185,6 +206,7 @@ def _sigmoid_bce_identity() -> ProofRecord:
         "for L = -(Y log A + (1 - Y) log(1 - A)), A = sigmoid(Z): dL/dA * dA/dZ = A - Y",
         1,
         "exact simplification (sympy.cancel)",
+        key="sigmoid-bce",
     )
 
     def check():
@@ -206,6 +228,7 @@ def _logit_form_identity() -> ProofRecord:
         "-(Y log sigmoid(Z) + (1 - Y) log(1 - sigmoid(Z))) = log(1 + exp(Z)) - Y Z",
         1,
         "equal derivatives (exact) and equal values at Z = 0",
+        key="bce-logit",
     )
 
     def check():
@@ -231,6 +254,7 @@ def _sigmoid_lemma() -> ProofRecord:
         "d/dt 1/(1 + exp(-t)) = sigmoid(t) (1 - sigmoid(t))",
         1,
         "exact cancellation in e = exp(-t)",
+        key="sigmoid-derivative",
     )
     return _timed(record, lambda: (sigmoid_lemma_holds(), None))
 
@@ -243,6 +267,8 @@ def _window_lemma(size: int) -> ProofRecord:
         f"d max(t_1..t_{k})/dt_i = prod_j H(t_i - t_j) where no two t tie",
         k * 2 ** (k - 1),
         "exact evaluation on every ordering pattern",
+        key="window-max",
+        window=size,
     )
     return _timed(record, lambda: (window_lemma_holds(size), None))
 
@@ -255,6 +281,8 @@ def _relu_kink(network: Network, step: Step) -> ProofRecord:
         f"{tensor_label(gradient_name(z.name))} = 0 where {z.name} = 0, = upstream where {z.name} = 1",
         2,
         "exact evaluation",
+        key="relu-kink",
+        tensor=z.name,
     )
 
     def check():
@@ -292,6 +320,9 @@ def _pooling_ties(network: Network, step: Step) -> ProofRecord:
         "maximum in row-major order (as torch max_pool2d)",
         len(patterns),
         "exact evaluation of every tied window over {0, 1, 2}",
+        key="pooling-ties",
+        tensor=a.name,
+        window=size,
     )
 
     def check():
@@ -402,6 +433,8 @@ def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
             f"{step.rule.kind}; {contraction}/d{target}[k] for fresh G, batch {setting.batch}",
             step_output=step.output.name,
             target=target,
+            key="local",
+            batch=setting.batch,
         )
 
         def check(target=target, expr=expr):
@@ -427,6 +460,8 @@ def _batch_reduction(network: Network) -> ProofRecord:
         len(network.steps),
         f"exact: L at batch {LOCAL_BATCH} against the {reduction} of single-sample losses (normal form); "
         "free symbols of every layer output per sample",
+        key="batch",
+        batch=LOCAL_BATCH,
     )
 
     def check():
@@ -480,6 +515,8 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
             entry_names=names if isinstance(rule, tx.Correlate) else [],
             step_output=next(s.output.name for s in network.steps if p in s.params),
             target=p.name,
+            key="end-to-end",
+            batch=batch,
         )
 
         def check(move=move):
@@ -497,6 +534,8 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
         f"({' + '.join(str(setting.moves[p.name].base.size) for p in network.params)})",
         declared,
         "free symbols of L",
+        key="count",
+        batch=batch,
     )
 
     def count_check():

@@ -15,6 +15,7 @@ from codegen import latex_emitter
 from codegen.latex_layout import break_lines, visible_width
 from codegen.latex_names import Names, NotationError, notation_symbol
 from codegen.latex_printer import LatexReading
+from codegen.latex_verification import VerificationError
 from derive import prover, texpr
 from derive.network import build
 from derive.spec import SpecError, load, parse
@@ -342,3 +343,98 @@ def test_long_formulas_break_outside_braces_within_the_width():
 def test_committed_small_cnn_derivation_is_current(small_cnn):
     for path, text in small_cnn.items():
         assert (ROOT / path).read_text(encoding="utf-8") == text, path
+
+
+# ------------------------------------------------------ the verification section, typeset
+
+COMMITTED = sorted((ROOT / "docs" / "derivations").rglob("*.tex"))
+# ASCII pseudo-math of the records' plain-text statements and methods (for the CLI and JSON), in any
+# spelling text_escape could give it: none of it may reach a document.
+ASCII_MATH = re.compile(
+    r"(?<!\\)\b(sum|prod)\\?_[a-z]"  # sum_o, prod\_j
+    r"|\b[A-Z]\w*\[[a-z0-9,]+\]"  # G[o], X[k], W1[0,0,1,2]
+    r"|\bd[A-Z]\w*(\[|/d)"  # dZ1[o], dL/dW1
+    r"|\bd(theta|eps)\b|\beps c\b|(?<!\\)\btheta\b"  # dL/dtheta_k, dL(theta + eps c)/deps
+    r"|\bd/dt\b|(?<!\\)\b(exp|sigmoid)\(|(?<!\\)\bmax\(t|Heaviside|\bMax\("  # not \exp(, \max(t
+)
+
+
+def prose(tex: str) -> str:
+    """The text of a LaTeX fragment outside math, \\texttt and comments."""
+    tex = "\n".join(line for line in tex.splitlines() if not line.lstrip().startswith("%"))
+    tex = re.sub(r"\$[^$]*\$", " ", tex)
+    return re.sub(r"\\texttt\{[^}]*\}", " ", tex)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: str(p.relative_to(ROOT / "docs" / "derivations")))
+def test_no_ascii_pseudo_math_in_any_committed_derivation(path):
+    text = path.read_text(encoding="utf-8")
+    assert not ASCII_MATH.search(text), ASCII_MATH.search(text).group(0)
+    assert r".\quad \texttt{" not in text  # the old fallback that quoted a record's statement
+    if path.name == "verification.tex":
+        words = prose(text.split("\n", 3)[3])  # past the header comments
+        # whatever is left outside math mode is prose: no formula characters, no internal tensor names
+        for character in "=/^_[]*<>":
+            assert character not in words, (character, words[words.index(character) - 40 :][:80])
+        assert not re.search(r"\b(d?[WBZAP]\d|dL|dX|dF)\b", words), re.search(r"\b(d?[WBZAP]\d|dL)\b", words)
+
+
+def test_verification_is_typeset_in_the_notation_of_the_network():
+    folder = ROOT / "docs" / "derivations"
+    mlp = (folder / "mlp" / "verification.tex").read_text(encoding="utf-8")
+    # the source's names W_h, H, O, C in every kind of record: convention, local, end-to-end, count, batch
+    assert r"passes $\partial C/\partial H$ on where $Z_{h} = 1$" in mlp
+    assert r"\partial \bigl(\sum_{o} G_{o}\, (Z_{h})_{o}\bigr)/\partial (W_{h})_{k}" in mlp
+    assert r"\mathrm{d}C(W_{h} + \varepsilon c)/\mathrm{d}\varepsilon" in mlp
+    assert "for the loss of a batch of $3$ samples" in mlp  # the end-to-end batch of the record
+    assert r"$C$ depends on exactly ${10 = 2 + 2 + 4 + 2}$ trainable parameters" in mlp
+    assert r"${C = \ell^{(0)} + \ell^{(1)}}$" in mlp
+    for canonical in ("W_{1}", "Z_{1}", "A_{2}", r"\partial L"):
+        assert canonical not in mlp, canonical
+    sigmoid = (folder / "sigmoid_cnn" / "verification.tex").read_text(encoding="utf-8")
+    assert r"${\partial E/\partial f = \operatorname{corr}(X,\, \partial E/\partial Z_{1})}$" in sigmoid
+    assert r"\mathrm{d}E(f + \varepsilon c)/\mathrm{d}\varepsilon" in sigmoid
+    assert r"\partial \bigl(\sum_{o} G_{o}\, O_{o}\bigr)/\partial (Z_{2})_{k}" in sigmoid
+    # the bias is called b, so the sample is s: the batch rule sums over s, never over b
+    assert r"${\partial E/\partial b = \sum_{s} \partial E/\partial Z_{2}}$" in sigmoid
+    assert r"$\ell^{(s)}$ is the loss of sample $s$ alone" in sigmoid
+    # local rules are proven at batch 2, so N stays a letter there even though the spec's batch is 100
+    assert r"\operatorname{reshape}_{N{\times}1{\times}20{\times}20}" in sigmoid
+    small = (folder / "small_cnn" / "verification.tex").read_text(encoding="utf-8")
+    assert r"${\partial \ell/\partial A_{2} \cdot \partial A_{2}/\partial Z_{2} = A_{2} - Y}$" in small
+    assert r"\log(1 + e^{Z_{2}}) - Y Z_{2}" in small
+    assert r"\prod_{j \ne i} H(t_{i} - t_{j})" in small and "$2^{3}$ such patterns" in small
+    assert r"Pooling ties at $A_{1}$: a $2 \times 2$ window" in small
+    assert r"${\partial L/\partial (Z_{2})_{k}}$ for every $k$" in small  # the loss step: no G
+
+
+def test_verification_reads_the_structured_fields_of_the_records(small_cnn_proof):
+    network, records = small_cnn_proof
+    assert {r.key for r in records} <= set(prover.OBLIGATION_KEYS)
+    assert all(prover.ProofRecord(**r.as_dict()) == r for r in records)  # the benchmark's round trip
+    changed = [dataclasses.replace(r, batch=3) if r.level == "end-to-end" else r for r in records]
+    text = latex_emitter.render(network, changed)["docs/derivations/small_cnn/verification.tex"]
+    assert text.count("for the loss of a batch of $3$ samples") == len(network.params)
+    assert "for the loss of one sample" not in text
+    unknown = [*records, dataclasses.replace(records[0], level="new", key="new-kind")]
+    with pytest.raises(VerificationError):
+        latex_emitter.render(network, unknown)
+
+
+def test_a_bias_called_b_moves_the_sample_index(sigmoid_small):
+    for path, text in sigmoid_small.items():
+        assert r"\sum_{b" not in text and "^{(b)}" not in text and "_{b," not in text, path
+        assert "K_{f," not in text and "_{b,f," not in text, path  # filters are f, their index k
+    assert (
+        r"\sum_{s} \frac{\partial E}{\partial Z_{2}}"
+        in sigmoid_small["docs/derivations/sigmoid_small/dB2.tex"]
+    )
+    assert "the sample index $s$ first" in document(sigmoid_small)
+
+
+def test_rules_stay_on_the_page_of_their_shapes_and_the_loss_on_the_page_of_its_derivative(small_cnn):
+    tracking = small_cnn["docs/derivations/small_cnn/shape-tracking.tex"]
+    assert tracking.count(r"\text{shapes:}") == 4
+    assert tracking.count("\\\\*\n  \\text{shapes:}") == 4  # no page break between a rule and its shapes
+    loss = small_cnn["docs/derivations/small_cnn/loss-gradient.tex"]
+    assert re.search(r"\\ell &= [^\n]*\\\\\*\n  \\frac\{\\partial \\ell\}", loss)
