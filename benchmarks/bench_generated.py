@@ -24,9 +24,10 @@ script leaves OpenBLAS at its own default (one thread per core: two on the bench
 and sets ``torch.set_num_threads`` to the number OpenBLAS reports; ``--threads N`` sets
 ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` before NumPy is imported and torch to the same N.
 The header prints the number the BLAS library itself reports. NumPy's element-wise operations
-are single-threaded; the generated ``loss_and_grads`` splits a batch of at least 2 * CHUNK
-samples (112 for mnist_cnn8, never for small_cnn at these sizes) into chunks computed in one
-Python thread per core, whatever ``--threads`` says; torch runs its convolutions, pooling and
+are single-threaded; the generated ``loss_and_grads`` splits a batch of at least CHUNK
+samples (56 for mnist_cnn8: in two up to 111 samples, one chunk per 56 beyond; never for
+small_cnn at these sizes) into chunks computed in one Python thread per core, whatever
+``--threads`` says; torch runs its convolutions, pooling and
 element-wise kernels on all its threads. On a shared
 machine, ``--threads 1`` gives steadier numbers: a second thread that competes with another
 process for a core makes OpenBLAS and torch's OpenMP pool spin.

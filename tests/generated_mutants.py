@@ -830,8 +830,9 @@ def check_large_batch(module, fx: Fixture) -> None:
     _assert_grads(grads, summed, 1e-9, 1e-12, "large batch")
 
 
-# (CHUNK, chunk bounds) for the 11 samples of Fixture.chunked: two chunks, and three unequal ones.
-CHUNKINGS = ((5, [0, 5, 11]), (3, [0, 3, 7, 11]))
+# (CHUNK, chunk bounds) for the 11 samples of Fixture.chunked: a batch below CHUNK left whole, a
+# batch of one to two chunks split in two, two chunks, and three unequal ones.
+CHUNKINGS = ((12, [0, 11]), (8, [0, 5, 11]), (5, [0, 5, 11]), (3, [0, 3, 7, 11]))
 
 
 @contextlib.contextmanager
@@ -862,6 +863,10 @@ def check_chunks_in_threads(module, fx: Fixture) -> None:
                     value, computed = module.loss_and_grads(_copy(typed), X_.copy(), Y_.copy())
                     assert value == total, (chunk, dtype, value, total)
                     _assert_grads(computed, summed, 0, 0, f"chunks of {chunk}, {dtype.__name__}")
+    single = chunked_by_hand(module, fx.spec, _copy(params), X[:1].copy(), Y[:1].copy(), [0, 1])
+    value, computed = module.loss_and_grads(_copy(params), X[:1].copy(), Y[:1].copy())
+    assert value == single[0], ("one sample", value, single[0])
+    _assert_grads(computed, single[1], 0, 0, "one sample")
 
 
 def check_init_values(module, fx: Fixture) -> None:

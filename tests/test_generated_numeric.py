@@ -233,11 +233,14 @@ def chunked_by_hand(module, spec: dict, params: dict, X: np.ndarray, Y: np.ndarr
 
 
 @pytest.mark.parametrize("name", NETWORKS)
-@pytest.mark.parametrize(("chunk", "bounds"), [(5, [0, 5, 11]), (3, [0, 3, 7, 11])])
+@pytest.mark.parametrize(
+    ("chunk", "bounds"), [(12, [0, 11]), (8, [0, 5, 11]), (5, [0, 5, 11]), (3, [0, 3, 7, 11])]
+)
 def test_a_batch_split_into_chunks_in_threads_equals_torch_and_its_chunks_in_order(
     name, chunk, bounds, monkeypatch
 ):
-    """Batches of 2 * CHUNK samples or more are split into equal chunks computed in worker threads.
+    """Batches of CHUNK samples or more are split into len(X) // CHUNK equal chunks, and at least
+    two, computed in worker threads; a smaller batch is one chunk.
 
     CHUNK is made small here so that 11 samples take that path (in use it is thousands of
     numbers per chunk). The result equals torch's, and bit for bit the chunks' results added in
@@ -261,3 +264,15 @@ def test_a_batch_split_into_chunks_in_threads_equals_torch_and_its_chunks_in_ord
             for key in computed:
                 assert computed[key].dtype == dtype, key
                 np.testing.assert_array_equal(computed[key], by_hand[1][key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_a_single_sample_is_one_chunk(name):
+    """A batch of one sample is never split: loss_and_grads is that sample's chunk, bit for bit."""
+    spec, params, X, Y = sample(name, seed=13, batch=1)
+    module = generated(name)
+    value, computed = module.loss_and_grads(params, X, Y)
+    expected_value, expected = chunked_by_hand(module, spec, params, X, Y, [0, 1])
+    assert value == expected_value
+    for key in expected:
+        np.testing.assert_array_equal(computed[key], expected[key], err_msg=key)
