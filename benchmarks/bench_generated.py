@@ -11,9 +11,9 @@ What is timed, per configuration (network, dtype, batch): one call of the genera
 same network written with ``torch.nn.functional`` and differentiated by autograd (``from_numpy``
 inputs, forward, ``loss.backward()``, gradients back as NumPy views), and against the plain
 loop reference of ``tests/reference_numeric.py``. The contenders run interleaved: in each round
-each contender makes four calls back to back, as a training loop would, and the last three are
-timed (the first brings back the caches the other contender evicted; timed right after torch,
-the generated code's many small NumPy calls run up to twice as slow at small sizes). The tables
+each contender makes nine calls back to back, as a training loop would, and the last four are
+timed (the first ones bring back the caches, free lists and threads the other contender
+displaced; timed right after torch, the generated code runs up to twice as slow). The tables
 show medians over the rounds. The loop reference is pure Python, one sample
 and one entry at a time, so it is timed only where it finishes in reasonable time: the small
 CNN at batches 1 and 64, the MNIST-size network at batch 1, in float64 only (it computes with
@@ -96,7 +96,9 @@ DTYPES = ("float32", "float64")
 # (network, batch) pairs where the pure-Python loop reference is timed.
 REFERENCE_AT = {("small_cnn", 1), ("small_cnn", 64), ("mnist_cnn8", 1)}
 REFERENCE_ROUNDS = 3
-BURST = 4  # calls per contender per round; the first is not timed
+# Calls per contender per round: WARM_CALLS untimed, then TIMED_CALLS timed (see ``interleaved``).
+WARM_CALLS = 5
+TIMED_CALLS = 4
 TARGET_RATIO = 0.5  # generated time at most half of torch's
 TARGET_PEAK_SHARE = 0.25  # at least a quarter of the matmul rate on the 28x28 network
 
@@ -326,10 +328,13 @@ def interleaved(
 ) -> dict[str, list[float]]:
     """Seconds per call of each contender, measured in alternating rounds.
 
-    In each round every contender runs BURST calls back to back, as in a training loop; the
-    first call of a burst is not timed (it brings back the caches the other contender evicted),
-    the others are. The number of rounds fits ``budget`` (within the bounds); the loop reference,
-    if present, runs one timed call in each of the first REFERENCE_ROUNDS rounds.
+    In each round every contender runs WARM_CALLS + TIMED_CALLS calls back to back, as in a
+    training loop, and only the last TIMED_CALLS are timed: the first calls after the other
+    contender's are slower while caches, the allocator's free lists and the worker threads come
+    back (measured: right after a torch call, successive calls of the generated mnist_cnn8 step
+    at batch 64 took 4.1, 2.7, 2.4, 2.3, 2.1, 2.2, 2.1, 2.0 ms, medians of 20). The number of
+    rounds fits ``budget`` (within the bounds); the loop reference, if present, runs one timed
+    call in each of the first REFERENCE_ROUNDS rounds.
     """
     for run in contenders.values():  # warm-up: lazy imports, allocator, BLAS buffers
         run()
@@ -337,7 +342,7 @@ def interleaved(
     start = time.perf_counter()
     for run in fast.values():
         run()
-    per_round = BURST * (time.perf_counter() - start)
+    per_round = (WARM_CALLS + TIMED_CALLS) * (time.perf_counter() - start)
     rounds = max(min_rounds, min(max_rounds, int(budget / max(per_round, 1e-9))))
     times: dict[str, list[float]] = defaultdict(list)
     for i in range(rounds):
@@ -348,8 +353,9 @@ def interleaved(
                     run()
                     times[name].append(time.perf_counter() - t0)
                 continue
-            run()
-            for _ in range(BURST - 1):
+            for _ in range(WARM_CALLS):
+                run()
+            for _ in range(TIMED_CALLS):
                 t0 = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - t0)
