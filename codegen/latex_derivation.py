@@ -516,7 +516,7 @@ class Derivation:
         self.weight_entries()
         self.error_form()
         self.shape_tracking()
-        self.blocks.append(Verification(self.network, self.records, self.names, self.batch).block())
+        self.blocks.append(Verification(self.network, self.records, self.names).block())
         return self.blocks
 
 

@@ -58,11 +58,10 @@ def _math(latex: str) -> str:
 
 
 class Verification:
-    def __init__(self, network: Network, records: list[ProofRecord], names: Names, batch: int | None):
+    def __init__(self, network: Network, records: list[ProofRecord], names: Names):
         self.network = network
         self.records = records
         self.names = names
-        self.batch = batch
         # Local rules are proven at batch 2 and extended to any N by the batch obligation: N stays a letter.
         self.inline = LatexReading(names, batch=None, brackets="plain", inline=True)
 
@@ -119,8 +118,6 @@ class Verification:
             "window-max": self.window_max,
             "relu-kink": self.relu_kink,
             "pooling-ties": self.pooling_ties,
-        }
-        by_level = {
             "local": self.local,
             "end-to-end": self.end_to_end,
             "count": self.count,
@@ -128,8 +125,6 @@ class Verification:
         }
         if record.key in by_key:
             return by_key[record.key](record)
-        if record.level in by_level:
-            return by_level[record.level](record)
         raise VerificationError(f"cannot typeset the {record.level} record {record.name!r} ({record.key!r})")
 
     def sigmoid_bce(self, record: ProofRecord) -> tuple[str, str]:

@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from tests import reference_numeric as ref
-from tests.test_generated_numeric import chunked_by_hand, sample, torch_loss
+from tests.test_generated_numeric import CHUNKINGS, chunked_by_hand, sample, torch_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORKS = ("small_cnn", "mlp", "sigmoid_cnn", "sigmoid_cnn3")
@@ -828,11 +828,6 @@ def check_large_batch(module, fx: Fixture) -> None:
     np.testing.assert_allclose(output, single, rtol=1e-12, atol=1e-15)
     assert math.isclose(loss, total, rel_tol=1e-9), (loss, total)
     _assert_grads(grads, summed, 1e-9, 1e-12, "large batch")
-
-
-# (CHUNK, chunk bounds) for the 11 samples of Fixture.chunked: a batch below CHUNK left whole, a
-# batch of one to two chunks split in two, two chunks, and three unequal ones.
-CHUNKINGS = ((12, [0, 11]), (8, [0, 5, 11]), (5, [0, 5, 11]), (3, [0, 3, 7, 11]))
 
 
 @contextlib.contextmanager

@@ -232,10 +232,13 @@ def chunked_by_hand(module, spec: dict, params: dict, X: np.ndarray, Y: np.ndarr
     return total, grads
 
 
+# (CHUNK, chunk bounds) for a batch of 11 samples: below CHUNK left whole, one to two chunks split
+# in two, two chunks, and three unequal ones (also the mutation check's chunkings).
+CHUNKINGS = ((12, [0, 11]), (8, [0, 5, 11]), (5, [0, 5, 11]), (3, [0, 3, 7, 11]))
+
+
 @pytest.mark.parametrize("name", NETWORKS)
-@pytest.mark.parametrize(
-    ("chunk", "bounds"), [(12, [0, 11]), (8, [0, 5, 11]), (5, [0, 5, 11]), (3, [0, 3, 7, 11])]
-)
+@pytest.mark.parametrize(("chunk", "bounds"), CHUNKINGS)
 def test_a_batch_split_into_chunks_in_threads_equals_torch_and_its_chunks_in_order(
     name, chunk, bounds, monkeypatch
 ):
