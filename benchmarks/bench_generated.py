@@ -45,7 +45,7 @@ Configurations:
   sigmoid, binary cross-entropy; the committed module ``generated/small_cnn.py``.
 - ``mnist_cnn8`` (``benchmarks/specs/mnist_cnn8.toml``): 1x28x28 input, eight 5x5 filters,
   ReLU, 2x2 max-pool, flatten (1152), dense to 1, sigmoid, binary cross-entropy. Its module is
-  rendered by the real NumPy emitter (``codegen.numpy_emitter.render``) into a temporary
+  rendered by the real NumPy emitter (``gradproof.codegen.numpy.emitter.render``) into a temporary
   directory and imported from there. The emitter wants the proof records for its comments;
   proving this network element-wise takes minutes, so the script gives ``derive.prover.prove``
   ``--prove-seconds`` (default 20 s) in a child process and renders with an empty record list
@@ -186,13 +186,13 @@ def load_module(name: str, path: Path):
 
 def prove_within(spec_path: Path, seconds: float) -> tuple[list, str]:
     """The proof records of a spec if a child process proves it within ``seconds``, else []."""
-    from derive.prover import ProofRecord
+    from gradproof.derive.prover import ProofRecord
 
     script = (
         "import json, sys\n"
-        "from derive import prover\n"
-        "from derive.network import build\n"
-        "from derive.spec import load\n"
+        "from gradproof.derive import prover\n"
+        "from gradproof.derive.network import build\n"
+        "from gradproof.derive.spec import load\n"
         "records = prover.prove(build(load(sys.argv[1])))\n"
         "print(json.dumps([r.as_dict() for r in records]))\n"
     )
@@ -220,9 +220,9 @@ def render_module(spec_text_or_path: str | Path, records: list, directory: Path)
     """Render a network's module with the real NumPy emitter into ``directory`` and import it."""
     from unittest import mock
 
-    from codegen.numpy_emitter import render
-    from derive import spec as spec_module
-    from derive.network import build
+    from gradproof.codegen.numpy.emitter import render
+    from gradproof.derive import spec as spec_module
+    from gradproof.derive.network import build
 
     # The spec reader refuses networks too large to prove element-wise (MAX_TERMS); rendering
     # does not prove, so the limit is lifted while the spec is read.
@@ -364,7 +364,7 @@ def interleaved(
 
 def flops(spec, batch: int) -> int:
     """FLOPs of one forward+backward of the generated code (the formula in the module docstring)."""
-    from derive.spec import layer_shapes
+    from gradproof.derive.spec import layer_shapes
 
     total, shape, first = 0, tuple(spec.input), True
     fused = spec.loss == "bce"
@@ -662,8 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or blas_threads() or os.cpu_count()
     torch.set_num_threads(threads)
     steady = not args.default_malloc and steady_allocator()
-    from derive.spec import load
-    from generated import small_cnn
+    from gradproof.derive.spec import load
+    from gradproof.generated import small_cnn
 
     with tempfile.TemporaryDirectory(prefix="gradproof-bench-") as temporary:
         directory = Path(temporary)

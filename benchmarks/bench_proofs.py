@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from codegen.outputs import render_all
-from codegen.writing import write_all
-from derive import prover
-from derive.network import LOSS_NAME, Network, build, gradient_name
-from derive.spec import builtin_names, load, parse
-from derive.symbolic import SymbolicReading, step, symbol_array
+from gradproof.codegen.outputs import render_all
+from gradproof.codegen.writing import write_all
+from gradproof.derive import prover
+from gradproof.derive.network import LOSS_NAME, Network, build, gradient_name
+from gradproof.derive.spec import builtin_names, load, parse
+from gradproof.derive.symbolic import SymbolicReading, step, symbol_array
 
 HERE = Path(__file__).resolve().parent
 FAMILY = [(6, 3), (12, 3), (22, 3), (28, 5)]
@@ -195,7 +195,9 @@ def builtins_table(repeat: int) -> None:
     walls = []
     for _ in range(5):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "codegen.cli", "prove"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "gradproof.codegen.cli", "prove"], check=True, capture_output=True
+        )
         walls.append(time.perf_counter() - start)
     median = statistics.median(walls)
     print(f"\n   `gradproof prove` (small_cnn) as a command, start-up included: median {median:.2f} s\n")

@@ -17,9 +17,9 @@ from pathlib import Path
 import sympy
 from tqdm import tqdm
 
-from derive import prover
-from derive.network import Network, build
-from derive.spec import SpecError, builtin_names, load
+from gradproof.derive import prover
+from gradproof.derive.network import Network, build
+from gradproof.derive.spec import SpecError, builtin_names, load
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_NETWORK = "small_cnn"
@@ -119,8 +119,8 @@ def cmd_networks(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from codegen.outputs import render_all
-    from codegen.writing import HandEditedError, write_all
+    from gradproof.codegen.outputs import render_all
+    from gradproof.codegen.writing import HandEditedError, write_all
 
     network = _load(args.network)
     records, seconds = _prove(network, quiet=False)
@@ -149,8 +149,8 @@ def cmd_build(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from codegen.outputs import render_all
-    from codegen.writing import compare
+    from gradproof.codegen.outputs import render_all
+    from gradproof.codegen.writing import compare
 
     root = project_root()
     references = args.networks or declared_specs(root)

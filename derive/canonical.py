@@ -38,7 +38,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from derive.symbolic import sigmoid, step
+from gradproof.derive.symbolic import sigmoid, step
 
 Monomial = tuple[int, ...]
 Polynomial = dict[Monomial, int | Fraction]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from derive import texpr as tx
-from derive.texpr import (
+from gradproof.derive import texpr as tx
+from gradproof.derive.texpr import (
     AddBias,
     BatchScale,
     BinaryCrossEntropyWithLogits,

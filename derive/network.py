@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from derive import layers as rules_table
-from derive import texpr as tx
-from derive.spec import LayerSpec, NetworkSpec, layer_shapes
-from derive.texpr import Tensor
+from gradproof.derive import layers as rules_table
+from gradproof.derive import texpr as tx
+from gradproof.derive.spec import LayerSpec, NetworkSpec, layer_shapes
+from gradproof.derive.texpr import Tensor
 
 LOSS_NAME = "L"
 TARGET_NAME = "Y"

@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import sympy as sp
 
-from derive import layers as kinds
-from derive import texpr as tx
-from derive.canonical import NormalForm, Polynomial, add_into, equal, prune, vanishes
-from derive.network import LOSS_NAME, Network, Step, gradient_name
-from derive.spec import forward_terms
-from derive.statement import tensor_label, text
-from derive.symbolic import (
+from gradproof.derive import layers as kinds
+from gradproof.derive import texpr as tx
+from gradproof.derive.canonical import NormalForm, Polynomial, add_into, equal, prune, vanishes
+from gradproof.derive.network import LOSS_NAME, Network, Step, gradient_name
+from gradproof.derive.spec import forward_terms
+from gradproof.derive.statement import tensor_label, text
+from gradproof.derive.symbolic import (
     SymbolicReading,
     free_symbols,
     sigmoid_formula,
@@ -43,7 +43,7 @@ from derive.symbolic import (
     symbol_array,
     window_lemma_holds,
 )
-from derive.tangent import Tangent
+from gradproof.derive.tangent import Tangent
 
 LOCAL_BATCH = 2
 # The ``key`` of each kind of record, in report order.

@@ -88,14 +88,14 @@ class NetworkSpec:
 
 def builtin_names() -> list[str]:
     """Names of the networks shipped as package data, sorted."""
-    folder = resources.files("derive") / "networks"
+    folder = resources.files("gradproof.derive") / "networks"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
 def load(reference: str) -> NetworkSpec:
     """Load a built-in network by name, or a spec file by path."""
     if reference in builtin_names():
-        resource = resources.files("derive") / "networks" / f"{reference}.toml"
+        resource = resources.files("gradproof.derive") / "networks" / f"{reference}.toml"
         return parse(resource.read_text(encoding="utf-8"), source=f"<built-in {reference}>")
     path = Path(reference)
     if not path.is_file():
@@ -329,7 +329,7 @@ def chain_products(spec: NetworkSpec) -> tuple[int, LayerSpec | None]:
 
 def canonical_names(spec: NetworkSpec) -> set[str]:
     """Every tensor and parameter name the network defines (for notation keys)."""
-    from derive.network import build  # local: network imports this module
+    from gradproof.derive.network import build  # local: network imports this module
 
     return set(build(spec).tensor_names())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from derive import texpr as tx
+from gradproof.derive import texpr as tx
 
 
 def tensor_label(name: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import sympy as sp
 
-from derive import texpr as tx
+from gradproof.derive import texpr as tx
 
 
 @functools.cache

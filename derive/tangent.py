@@ -24,7 +24,7 @@ import functools
 
 import sympy as sp
 
-from derive.canonical import ONE, NormalForm, Polynomial, add_into, children_first, multiply, prune
+from gradproof.derive.canonical import ONE, NormalForm, Polynomial, add_into, children_first, multiply, prune
 
 
 @functools.cache

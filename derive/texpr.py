@@ -2,7 +2,7 @@
 
 A backward rule is an expression tree built from these nodes. The tree itself
 knows nothing of SymPy, NumPy or LaTeX: each of those is a *reading* of it
-(``derive.symbolic``, ``codegen.numpy_printer``, ``codegen.latex_printer``),
+(``derive.symbolic``, ``codegen.numpy.printer``, ``codegen.latex.printer``),
 with one method per node class. ``OPERATIONS`` lists the classes so that a
 test can check every reading covers every operation.
 

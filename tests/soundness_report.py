@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from derive import prover
+from gradproof.derive import prover
 from tests.wrong_rules import CATALOGUE, Mutant, failed_obligations, installed
 
 

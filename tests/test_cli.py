@@ -2,7 +2,7 @@
 
 import json
 
-from codegen.cli import main
+from gradproof.codegen.cli import main
 
 
 def test_prove_default_prints_table_and_exits_zero(capsys):

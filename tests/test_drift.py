@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from codegen import cli
-from codegen.outputs import render_all
-from derive import prover
-from derive.network import build
-from derive.spec import builtin_names, load
+from gradproof.codegen import cli
+from gradproof.codegen.outputs import render_all
+from gradproof.derive import prover
+from gradproof.derive.network import build
+from gradproof.derive.spec import builtin_names, load
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["small_cnn", "mlp"]
@@ -67,10 +67,10 @@ def test_build_out_writes_a_fresh_tree(tmp_path):
 
 DIGEST = """
 import hashlib, sys
-from codegen.outputs import render_all
-from derive import prover
-from derive.network import build
-from derive.spec import builtin_names, load
+from gradproof.codegen.outputs import render_all
+from gradproof.derive import prover
+from gradproof.derive.network import build
+from gradproof.derive.spec import builtin_names, load
 network = build(load(sys.argv[1]))
 outputs = render_all(network, prover.prove(network))
 for path in sorted(outputs):

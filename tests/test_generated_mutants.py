@@ -45,7 +45,7 @@ def verdicts(name: str) -> tuple[gm.Verdict, ...]:
 
 @pytest.mark.parametrize("name", gm.NETWORKS)
 def test_the_unmutated_modules_pass_every_check(name):
-    module = importlib.import_module(f"generated.{name}")
+    module = importlib.import_module(f"gradproof.generated.{name}")
     for check in gm.CHECKS.values():
         check(module, gm.fixture(name))
     assert gm.first_failure(gm.source_tree(name), f"{name}-control", gm.fixture(name)) is None

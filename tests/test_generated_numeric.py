@@ -22,7 +22,7 @@ def spec_data(name: str) -> dict:
 
 
 def generated(name: str):
-    return importlib.import_module(f"generated.{name}")
+    return importlib.import_module(f"gradproof.generated.{name}")
 
 
 def sample(name: str, seed: int = 0, batch: int = 3):

@@ -21,11 +21,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from codegen import latex_emitter, numpy_emitter
-from codegen.latex_content import text_escape
-from derive import prover
-from derive.network import build
-from derive.spec import IDENTIFIER, NOTATION_VALUE, SpecError, parse
+from gradproof.codegen.latex import emitter as latex_emitter
+from gradproof.codegen.latex.content import text_escape
+from gradproof.codegen.numpy import emitter as numpy_emitter
+from gradproof.derive import prover
+from gradproof.derive.network import build
+from gradproof.derive.spec import IDENTIFIER, NOTATION_VALUE, SpecError, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = (ROOT / "derive" / "networks" / "mlp.toml").read_text(encoding="utf-8")

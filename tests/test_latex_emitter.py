@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import sympy
 
-from codegen import latex_emitter
-from codegen.latex_layout import break_lines, visible_width
-from codegen.latex_names import Names, NotationError, notation_symbol
-from codegen.latex_printer import LatexReading
-from codegen.latex_verification import VerificationError
-from derive import prover, texpr
-from derive.network import build
-from derive.spec import SpecError, load, parse
+from gradproof.codegen.latex import emitter as latex_emitter
+from gradproof.codegen.latex.layout import break_lines, visible_width
+from gradproof.codegen.latex.names import Names, NotationError, notation_symbol
+from gradproof.codegen.latex.printer import LatexReading
+from gradproof.codegen.latex.verification import VerificationError
+from gradproof.derive import prover, texpr
+from gradproof.derive.network import build
+from gradproof.derive.spec import SpecError, load, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 PDFLATEX = shutil.which("pdflatex")
@@ -219,8 +219,9 @@ def test_rendering_is_deterministic(small_cnn):
         record.seconds = 12345.678
     assert latex_emitter.render(network, records) == small_cnn
     code = (
-        "import hashlib, json; from derive.network import build; from derive.spec import load; "
-        "from derive import prover; from codegen import latex_emitter; n = build(load('small_cnn')); "
+        "import hashlib, json; from gradproof.derive.network import build; "
+        "from gradproof.derive.spec import load; from gradproof.derive import prover; "
+        "from gradproof.codegen.latex import emitter as latex_emitter; n = build(load('small_cnn')); "
         "out = latex_emitter.render(n, prover.prove(n)); "
         "print(hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest())"
     )

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from derive import prover
-from derive.network import build
-from derive.spec import load
-from derive.symbolic import symbol_array
+from gradproof.derive import prover
+from gradproof.derive.network import build
+from gradproof.derive.spec import load
+from gradproof.derive.symbolic import symbol_array
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_composed_rule_is_what_sympy_differentiates():
     """
     import sympy as sp
 
-    from derive.symbolic import SymbolicReading
+    from gradproof.derive.symbolic import SymbolicReading
 
     network = build(load("small_cnn"))
     env = {"X": symbol_array("X", (1, 1, 6, 6)), "Y": symbol_array("Y", (1, 1))}

@@ -2,11 +2,11 @@
 
 import pytest
 
-from codegen.latex_printer import LatexReading
-from codegen.numpy_printer import NumpyReading
-from derive.statement import TextReading
-from derive.symbolic import SymbolicReading
-from derive.texpr import OPERATIONS, Expr
+from gradproof.codegen.latex.printer import LatexReading
+from gradproof.codegen.numpy.printer import NumpyReading
+from gradproof.derive.statement import TextReading
+from gradproof.derive.symbolic import SymbolicReading
+from gradproof.derive.texpr import OPERATIONS, Expr
 
 READINGS = [SymbolicReading, TextReading, NumpyReading, LatexReading]
 
@@ -19,7 +19,7 @@ def test_every_operation_has_a_reading(reading):
 
 def test_the_operation_list_is_complete():
     """Every node class defined in the language is listed in OPERATIONS."""
-    import derive.texpr as texpr
+    import gradproof.derive.texpr as texpr
 
     defined = {
         obj

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from codegen import cli
-from derive import layers, prover
-from derive import texpr as tx
+from gradproof.codegen import cli
+from gradproof.derive import layers, prover
+from gradproof.derive import texpr as tx
 from tests.wrong_rules import (
     CATALOGUE,
     TEST_SPECS,
@@ -128,9 +128,9 @@ def test_cli_json_reports_the_failing_entries(nodes, monkeypatch, capsys):
 # A wrong rule put into the rule table itself, in a fresh interpreter running the real CLI.
 WRONG_TABLE = """
 import dataclasses, sys
-from derive import layers, texpr as tx
+from gradproof.derive import layers, texpr as tx
 from tests.wrong_rules import Turn180, installed
-from codegen.cli import main
+from gradproof.codegen.cli import main
 
 right = layers.RULES["conv2d"].declare
 

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from codegen import cli
-from codegen.cli import main
-from derive import prover
-from derive import spec as specs
+from gradproof.codegen import cli
+from gradproof.codegen.cli import main
+from gradproof.derive import prover
+from gradproof.derive import spec as specs
 
 GOOD = """\
 name = "net"

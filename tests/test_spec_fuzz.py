@@ -12,13 +12,13 @@ from importlib import resources
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive import spec as specs
-from derive.network import build
-from derive.spec import NetworkSpec, SpecError, parse
+from gradproof.derive import spec as specs
+from gradproof.derive.network import build
+from gradproof.derive.spec import NetworkSpec, SpecError, parse
 
 EXAMPLES: Counter = Counter()
 BUILT_IN = [
-    (resources.files("derive") / "networks" / f"{name}.toml").read_text(encoding="utf-8")
+    (resources.files("gradproof.derive") / "networks" / f"{name}.toml").read_text(encoding="utf-8")
     for name in specs.builtin_names()
 ]
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import prover
-from derive.canonical import NormalForm, equal, vanishes
-from derive.network import build
-from derive.spec import load, parse
-from derive.symbolic import relu, sigmoid, window_max
-from derive.tangent import Tangent
+from gradproof.derive import prover
+from gradproof.derive.canonical import NormalForm, equal, vanishes
+from gradproof.derive.network import build
+from gradproof.derive.spec import load, parse
+from gradproof.derive.symbolic import relu, sigmoid, window_max
+from gradproof.derive.tangent import Tangent
 
 x, y, z, eps = sp.symbols("x y z eps")
 
@@ -167,7 +167,7 @@ def test_end_to_end_runs_at_the_specs_batch_when_small():
 
 def test_the_batch_obligation_rejects_a_loss_that_mixes_samples(monkeypatch):
     """A batch loss that is not a sum of per-sample losses (here: the square of the batch sum)."""
-    from derive import symbolic
+    from gradproof.derive import symbolic
 
     network = build(load("mlp"))
 

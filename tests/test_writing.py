@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from codegen import cli, writing
-from codegen.writing import HandEditedError, hand_edited, with_header, write_all
+from gradproof.codegen import cli, writing
+from gradproof.codegen.writing import HandEditedError, hand_edited, with_header, write_all
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,11 +30,11 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import symbolic
-from derive import texpr as tx
-from derive.network import Network, Step, build
-from derive.spec import load, parse
-from derive.statement import TextReading
+from gradproof.derive import symbolic
+from gradproof.derive import texpr as tx
+from gradproof.derive.network import Network, Step, build
+from gradproof.derive.spec import load, parse
+from gradproof.derive.statement import TextReading
 
 # --------------------------------------------------------- test-only nodes
 

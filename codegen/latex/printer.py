@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from codegen.latex_names import Names
-from derive import texpr as tx
+from gradproof.codegen.latex.names import Names
+from gradproof.derive import texpr as tx
 
 TIMES = r" \times "
 TIGHT_TIMES = (
@@ -99,7 +99,7 @@ class LatexReading:
         if self.brackets == "sized":
             return rf"\left({inner}\right)"
         if r"\frac" in inner and len(inner) <= 4 * SHORT:
-            from codegen.latex_layout import visible_width
+            from gradproof.codegen.latex.layout import visible_width
 
             if visible_width(inner) <= SHORT and bracket_depth(inner) == 0:
                 return rf"\left({inner}\right)"

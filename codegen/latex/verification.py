@@ -18,13 +18,13 @@ from math import prod
 
 import sympy as sp
 
-from codegen.latex_content import Block, text_escape
-from codegen.latex_entries import MAX_ENTRIES_SHOWN, shown_index
-from codegen.latex_names import Names
-from codegen.latex_printer import LatexReading
-from derive import layers as kinds
-from derive.network import Network, Step, gradient_name
-from derive.prover import ProofRecord
+from gradproof.codegen.latex.content import Block, text_escape
+from gradproof.codegen.latex.entries import MAX_ENTRIES_SHOWN, shown_index
+from gradproof.codegen.latex.names import Names
+from gradproof.codegen.latex.printer import LatexReading
+from gradproof.derive import layers as kinds
+from gradproof.derive.network import Network, Step, gradient_name
+from gradproof.derive.prover import ProofRecord
 
 _ENTRY = re.compile(r"dL/d(\w+)\[([0-9,]+)\]")
 

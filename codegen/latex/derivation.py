@@ -4,10 +4,10 @@
 place, in document order: the architecture, the variables, the forward pass,
 the chain rule, every backward rule from the loss back, every entry of the
 first filter's gradient, the error form, the shape tracking and the
-verification. Every equation is the LaTeX reading (``codegen.latex_printer``)
+verification. Every equation is the LaTeX reading (``codegen.latex.printer``)
 of a declared rule (``derive.layers``) or of a composition of them, the
-symbolic reading of one (``codegen.latex_entries``), or a proof record
-(``codegen.latex_verification``); nothing here states a gradient of its own.
+symbolic reading of one (``codegen.latex.entries``), or a proof record
+(``codegen.latex.verification``); nothing here states a gradient of its own.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from __future__ import annotations
 import dataclasses
 from math import prod
 
-from codegen.latex_content import Block, Row
-from codegen.latex_entries import EntrySymbols, bce_steps, entry_rows, squared_error_steps
-from codegen.latex_layout import LINE_WIDTH, RHS_WIDTH, break_lines, pack, visible_width
-from codegen.latex_names import Names
-from codegen.latex_printer import LatexReading, batch_size, definitions, shape_tex
-from codegen.latex_shapes import ShapeReading, jacobian_shape, per_sample
-from codegen.latex_verification import Verification
-from derive import texpr as tx
-from derive.network import Network, Step, gradient_name
-from derive.prover import ProofRecord
+from gradproof.codegen.latex.content import Block, Row
+from gradproof.codegen.latex.entries import EntrySymbols, bce_steps, entry_rows, squared_error_steps
+from gradproof.codegen.latex.layout import LINE_WIDTH, RHS_WIDTH, break_lines, pack, visible_width
+from gradproof.codegen.latex.names import Names
+from gradproof.codegen.latex.printer import LatexReading, batch_size, definitions, shape_tex
+from gradproof.codegen.latex.shapes import ShapeReading, jacobian_shape, per_sample
+from gradproof.codegen.latex.verification import Verification
+from gradproof.derive import texpr as tx
+from gradproof.derive.network import Network, Step, gradient_name
+from gradproof.derive.prover import ProofRecord
 
 PARAMETRISED = ("conv2d", "dense")
 FIGURE_WIDTH_CM = 15.6  # the architecture figure's span; the text is about 17 cm wide

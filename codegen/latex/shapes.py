@@ -11,9 +11,9 @@ the result, as the source material tracks ``(1x100) * (1x100) * (400x100)``.
 
 from __future__ import annotations
 
-from codegen.latex_names import Names
-from codegen.latex_printer import LatexReading, shape_tex
-from derive import texpr as tx
+from gradproof.codegen.latex.names import Names
+from gradproof.codegen.latex.printer import LatexReading, shape_tex
+from gradproof.derive import texpr as tx
 
 # Element-wise operations whose result a reader takes as one factor when its operands are factors.
 _ELEMENTWISE = (tx.Difference, tx.OneMinus, tx.StepMask, tx.Relu, tx.Sigmoid)

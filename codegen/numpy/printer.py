@@ -8,7 +8,7 @@ module exactly the ones its network uses, in a fixed order.
 
 from __future__ import annotations
 
-from derive import texpr as tx
+from gradproof.derive import texpr as tx
 
 
 def _wrap(text: str) -> str:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import jinja2
 
-from codegen.numpy_printer import HELPER_ORDER, HELPERS, NumpyReading
-from codegen.writing import with_header
-from derive import texpr as tx
-from derive.network import LOSS_NAME, Network, Step, gradient_name
-from derive.prover import ProofRecord
-from derive.statement import text
+from gradproof.codegen.numpy.printer import HELPER_ORDER, HELPERS, NumpyReading
+from gradproof.codegen.writing import with_header
+from gradproof.derive import texpr as tx
+from gradproof.derive.network import LOSS_NAME, Network, Step, gradient_name
+from gradproof.derive.prover import ProofRecord
+from gradproof.derive.statement import text
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 # Numbers of the largest tensor per chunk where loss_and_grads splits a batch into threads (measured:
 # smaller chunks lose to the GIL's hand-offs). A batch of one to two chunks is split in two: on the
 # 28x28 CNN, batches 64 and 100 took 0.65-0.70x the time of one unsplit chunk.

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from codegen.latex_content import Row
-from codegen.latex_layout import wrap_terms
-from codegen.latex_names import Names
-from derive import canonical
-from derive import texpr as tx
-from derive.symbolic import SymbolicReading, sigmoid
+from gradproof.codegen.latex.content import Row
+from gradproof.codegen.latex.layout import wrap_terms
+from gradproof.codegen.latex.names import Names
+from gradproof.derive import canonical
+from gradproof.derive import texpr as tx
+from gradproof.derive.symbolic import SymbolicReading, sigmoid
 
 MAX_TERMS_SHOWN = 24  # longer sums show their first terms and the last one
 MAX_ENTRIES_SHOWN = 16  # larger tensors show their first entries and the last one

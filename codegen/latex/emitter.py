@@ -6,7 +6,7 @@ under ``docs/derivations/<name>/`` that another document can ``\\input``
 (it needs ``amsmath`` and ``amssymb``, the figure also ``tikz``; labels are
 ``gp:<name>:<result>``).
 
-The results are computed by ``codegen.latex_derivation`` from the rule table
+The results are computed by ``codegen.latex.derivation`` from the rule table
 and the proof records; the templates in ``codegen/templates`` only place them
 and explain them. The output is byte-identical on every run: no dates, no
 timings, no paths.
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import jinja2
 
-from codegen.latex_content import text_escape
-from codegen.latex_derivation import Derivation
-from codegen.writing import with_header
-from derive.network import Network
-from derive.prover import ProofRecord
+from gradproof.codegen.latex.content import text_escape
+from gradproof.codegen.latex.derivation import Derivation
+from gradproof.codegen.writing import with_header
+from gradproof.derive.network import Network
+from gradproof.derive.prover import ProofRecord
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 
 def environment() -> jinja2.Environment:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from derive.network import LOSS_NAME
+from gradproof.derive.network import LOSS_NAME
 
 # What may reach LaTeX from a spec: a short letter stem with an optional simple subscript.
 SAFE_NOTATION = re.compile(r"([A-Za-z]{1,3})(?:_\{?([A-Za-z0-9]{1,4})\}?)?")

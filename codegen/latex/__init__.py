@@ -1,0 +1,1 @@
+"""The LaTeX reading and emitter: the derivation document and its snippets."""

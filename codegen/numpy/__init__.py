@@ -1,0 +1,1 @@
+"""The NumPy reading and emitter: the generated training module."""
