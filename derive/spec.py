@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gradproof.derive import notation
+
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
-# a notation value: a letter (or a short word) with an optional subscript, e.g. f, W_h, Z_{o}
-NOTATION_VALUE = re.compile(r"([A-Za-z]{1,3})(?:_([A-Za-z0-9]{1,4})|_\{([A-Za-z0-9]{1,4})\})?")
-# a canonical tensor name: a stem, a layer number, an optional de-duplication suffix (Z1, Z1_2, F)
-CANONICAL_NAME = re.compile(r"([A-Za-z]+?)(\d*)(?:_(\d+))?")
 LOSSES = ("bce", "mse")
 REDUCTIONS = ("mean", "sum")
 LAYER_FIELDS: dict[str, dict[str, str]] = {
@@ -334,37 +332,9 @@ def canonical_names(spec: NetworkSpec) -> set[str]:
     return set(build(spec).tensor_names())
 
 
-def _symbol(name: str, notation: dict[str, str]) -> tuple[str, str]:
-    """(stem, subscript) a tensor is typeset with: ``W_{h}`` and ``W_h`` are both ("W", "h")."""
-    if name in notation:
-        stem, plain, braced = NOTATION_VALUE.fullmatch(notation[name]).groups()
-        return stem, plain or braced or ""
-    stem, number, duplicate = CANONICAL_NAME.fullmatch(name).groups()
-    return stem, ",".join(part for part in (number, duplicate) if part)
-
-
 def _check_notation(spec: NetworkSpec) -> None:
-    known = canonical_names(spec)
-    for key, value in spec.notation.items():
-        if key not in known:
-            raise SpecError(
-                spec.source, f"unknown tensor (known: {', '.join(sorted(known))})", field=f"notation.{key}"
-            )
-        if not isinstance(value, str) or not NOTATION_VALUE.fullmatch(value):
-            raise SpecError(
-                spec.source,
-                f"must be a letter or short word with an optional subscript, like f or W_h; got {value!r}",
-                field=f"notation.{key}",
-            )
-    owners: dict[tuple[str, str], str] = {}
-    for name in sorted(known, key=lambda n: (n not in spec.notation, n)):
-        symbol = _symbol(name, spec.notation)
-        other = owners.setdefault(symbol, name)
-        if other != name:
-            renamed = name if name in spec.notation else other
-            clash = other if renamed == name else name
-            raise SpecError(
-                spec.source,
-                f"{spec.notation[renamed]!r} would print {renamed} and {clash} as the same symbol",
-                field=f"notation.{renamed}",
-            )
+    """Every value a symbol of the safe subset, none a symbol of the document or of another tensor."""
+    try:
+        notation.check(spec.notation, canonical_names(spec))
+    except notation.NotationError as error:
+        raise SpecError(spec.source, str(error), field=error.field) from None

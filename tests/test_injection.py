@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from gradproof.codegen.latex import emitter as latex_emitter
 from gradproof.codegen.latex.content import text_escape
 from gradproof.codegen.numpy import emitter as numpy_emitter
-from gradproof.derive import prover
+from gradproof.derive import notation, prover
 from gradproof.derive.network import build
-from gradproof.derive.spec import IDENTIFIER, NOTATION_VALUE, SpecError, parse
+from gradproof.derive.spec import IDENTIFIER, SpecError, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = (ROOT / "derive" / "networks" / "mlp.toml").read_text(encoding="utf-8")
@@ -65,9 +65,10 @@ LATEX_ATTACKS = [
     "#1",
     "&",
     "~",
-    "x^2",
-    "W_1 ",
-    " W",
+    r"\mathcal{x}",
+    r"\hat",
+    r"\hat{\frac{1}{2}}",
+    r"x^{\top}",
     "W\n",
     "\\\\",
     "{}",
@@ -136,7 +137,8 @@ def check_outputs(name: str, outputs: dict[str, str]) -> None:
     escaped_name = set(COMMAND.findall(text_escape(name)))
     for path, text in outputs.items():
         if path.endswith(".tex"):
-            extra = set(COMMAND.findall(text)) - commands - {r"\mathit"} - escaped_name
+            safe = {f"\\{c}" for c in notation.GREEK | notation.ACCENTS | notation.FONTS} | {r"\mathit"}
+            extra = set(COMMAND.findall(text)) - commands - safe - escaped_name
             assert not extra, (path, extra)
             assert text.count("{") == text.count("}"), path
 
@@ -154,7 +156,21 @@ def test_notation_that_would_inject_latex_is_refused(key, value):
 
 # Weighted towards well-formed strings, so that about half the examples are accepted and rendered.
 identifiers = st.from_regex(IDENTIFIER, fullmatch=True)
-symbols = st.from_regex(NOTATION_VALUE, fullmatch=True)
+# the safe subset of derive/notation.py: a letter, word or Greek letter, maybe decorated, maybe scripted
+LETTERS = st.one_of(
+    st.from_regex(r"[A-Za-z]{1,3}", fullmatch=True), st.sampled_from(sorted(f"\\{g}" for g in notation.GREEK))
+)
+DECORATED = st.one_of(
+    LETTERS,
+    st.builds(lambda c, x: f"\\{c}{{{x}}}", st.sampled_from(["hat", "tilde", "bar", "mathbf"]), LETTERS),
+)
+SCRIPT = st.from_regex(r"[A-Za-z0-9]|\{[A-Za-z0-9,()]{1,4}\}", fullmatch=True)
+symbols = st.builds(
+    lambda d, sub, sup: d + (f"_{sub}" if sub else "") + (f"^{sup}" if sup else ""),
+    DECORATED,
+    st.one_of(st.none(), SCRIPT),
+    st.one_of(st.none(), SCRIPT),
+)
 names = st.integers(0, 9).flatmap(
     lambda k: identifiers if k < 7 else st.text(max_size=12) if k < 9 else st.sampled_from(PYTHON_ATTACKS)
 )

@@ -196,7 +196,7 @@ def test_renamed_notation_replaces_the_default_name(tmp_path):
         assert "W_{1}" not in text and "Z_{1}" not in text
 
 
-@pytest.mark.parametrize("value", [r"\input{/etc/passwd}", "W}\\def", "a b", "W_{1}}", "x^2", "", "\\"])
+@pytest.mark.parametrize("value", [r"\input{/etc/passwd}", "W}\\def", "a b", "W_{1}}", r"x^{\top}", "", "\\"])
 def test_notation_injection_is_rejected_at_both_boundaries(value):
     with pytest.raises(NotationError):
         notation_symbol(value)
@@ -207,9 +207,20 @@ def test_notation_injection_is_rejected_at_both_boundaries(value):
         parse(SMALL_CNN_TEXT + f'\n[notation]\nW1 = "{quoted}"\n', source="<test>")
 
 
-def test_notation_output_holds_only_plain_symbols():
-    for value in ("f", "W_h", "Z_{o}", "Wh", "H_1"):
-        assert re.fullmatch(r"(\\mathit\{[A-Za-z]+\}|[A-Za-z])(_\{[A-Za-z0-9]+\})?", notation_symbol(value))
+def test_notation_is_printed_from_its_parse():
+    printed = {
+        "f": "f",
+        "W_h": "W_{h}",
+        "Z_{o}": "Z_{o}",
+        "Wh": r"\mathit{Wh}",
+        "H_1": "H_{1}",
+        r"\hat y": r"\hat{y}",
+        r"\boldsymbol\theta": r"\boldsymbol{\theta}",
+        r"{\tilde{x}}^{(2)}_i": r"\tilde{x}_{i}^{(2)}",
+        r"\mathbf{Wh}_{\alpha k}": r"\mathbf{Wh}_{\alpha k}",
+        "S_{12345}": "S_{12345}",
+    }
+    assert {value: notation_symbol(value) for value in printed} == printed
 
 
 def test_rendering_is_deterministic(small_cnn):
@@ -439,3 +450,15 @@ def test_rules_stay_on_the_page_of_their_shapes_and_the_loss_on_the_page_of_its_
     assert tracking.count("\\\\*\n  \\text{shapes:}") == 4  # no page break between a rule and its shapes
     loss = small_cnn["docs/derivations/small_cnn/loss-gradient.tex"]
     assert re.search(r"\\ell &= [^\n]*\\\\\*\n  \\frac\{\\partial \\ell\}", loss)
+
+
+@needs_tex
+def test_a_papers_own_notation_hat_y_and_theta_compiles(tmp_path):
+    notation = '\n[notation]\nA2 = "\\\\hat{y}"\nW1 = "\\\\theta"\nZ1 = "\\\\mathbf{z}^{(1)}"\nY = "y"\n'
+    outputs = rendered(SMALL_CNN_TEXT + notation)
+    doc = document(outputs)
+    assert r"\frac{\partial L}{\partial \theta}" in doc and r"\hat{y} - y" in doc
+    assert r"(\mathbf{z}^{(1)})_{0,1}" in doc or r"\delta^{\mathbf{z}^{(1)}}" in doc
+    for text in outputs.values():
+        assert "A_{2}" not in text and "W_{1}" not in text
+    check_compiles(outputs, tmp_path)

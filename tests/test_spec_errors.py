@@ -116,8 +116,8 @@ CASES = {
         ["name", "identifier"],
     ),
     "name_path": (GOOD.replace('name = "net"', 'name = "../../etc/net"'), ["name", "identifier"]),
-    "notation_not_a_string": (GOOD + "[notation]\nW1 = 3\n", ["notation.W1", "letter or short word"]),
-    "notation_unbalanced_brace": (GOOD + '[notation]\nW1 = "W_{h"\n', ["notation.W1", "letter or short"]),
+    "notation_not_a_string": (GOOD + "[notation]\nW1 = 3\n", ["notation.W1", "must be a string"]),
+    "notation_unbalanced_brace": (GOOD + '[notation]\nW1 = "W_{h"\n', ["notation.W1", "expected '}'"]),
     "notation_same_symbol_twice": (
         GOOD + '[notation]\nW1 = "f"\nW2 = "f"\n',
         ["notation.W2", "W2 and W1 as the same symbol"],
@@ -126,6 +126,17 @@ CASES = {
         GOOD + '[notation]\nA1 = "Z_{1}"\n',
         ["notation.A1", "A1 and Z1 as the same symbol"],
     ),
+    # the clashes with the document's own symbols, compared by parsed structure
+    "notation_is_the_batch_size": (GOOD + '[notation]\nA2 = "N"\n', ["notation.A2", "$N$ is the batch size"]),
+    "notation_is_an_index": (GOOD + '[notation]\nA2 = "i"\n', ["notation.A2", "$i$ is an index"]),
+    "notation_is_another_index": (GOOD + '[notation]\nP1 = "{j}"\n', ["notation.P1", "$j$ is an index"]),
+    "notation_is_the_sigmoid": (GOOD + '[notation]\nZ2 = "\\\\sigma"\n', ["notation.Z2", "the sigmoid"]),
+    "notation_is_an_operator": (GOOD + '[notation]\nF = "corr"\n', ["notation.F", "an operator name"]),
+    "notation_same_tree_other_spelling": (
+        GOOD + '[notation]\nA1 = "\\\\hat{y}_1"\nA2 = "\\\\hat y_{1}"\n',
+        ["notation.A2", "A2 and A1 as the same symbol"],
+    ),
+    "notation_unknown_command": (GOOD + '[notation]\nA2 = "\\\\frac{1}{2}"\n', ["notation.A2", "\\frac"]),
 }
 
 

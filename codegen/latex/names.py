@@ -1,56 +1,36 @@
 """The LaTeX name of every tensor: canonical names (``X``, ``Z1``, ``dW1``) to math mode.
 
-A spec's ``[notation]`` table renames tensors (``W1 = "f"``); this module is
+A spec's ``[notation]`` table renames tensors (``W1 = "\\hat{y}"``); this module is
 the only place that turns a canonical name into LaTeX, so a renaming reaches
-every equation, table and figure. Notation values were validated by
-``derive.spec``, but they are checked again here, at the LaTeX boundary: only
-letters, digits, ``_`` and braces may reach the output, so no spec can inject a
-LaTeX command.
+every equation, table and figure. Notation values are parsed by
+``derive.notation`` (here again, at the LaTeX boundary, not trusting the spec
+reader) and printed back from their parse tree, so only the commands of its
+safe subset can reach the output.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
+from gradproof.derive import notation as syntax
 from gradproof.derive.network import LOSS_NAME
+from gradproof.derive.notation import NotationError, Symbol
 
-# What may reach LaTeX from a spec: a short letter stem with an optional simple subscript.
-SAFE_NOTATION = re.compile(r"([A-Za-z]{1,3})(?:_\{?([A-Za-z0-9]{1,4})\}?)?")
+__all__ = ["NotationError", "Names", "notation_symbol", "default_symbol"]
+
 # The letter of the sample index (``\sum_{b}``, ``Y^{(b)}``), in order of preference: the first one that
-# no notation symbol uses, so that a bias called ``b`` is never summed over ``b``.
-SAMPLE_INDEX = ("b", "s", "r")
-# Canonical names from derive.network: a stem, a layer number, an optional de-duplication suffix.
-CANONICAL = re.compile(r"([A-Za-z]+?)(\d*)(?:_(\d+))?")
-
-
-class NotationError(ValueError):
-    """A notation value that is not a plain symbol (it could carry LaTeX commands)."""
-
-
-def _symbol(stem: str, subscript: str) -> str:
-    """``W`` and ``1`` -> ``W_{1}``; a stem of several letters is set upright as one word."""
-    base = stem if len(stem) == 1 else rf"\mathit{{{stem}}}"
-    return f"{base}_{{{subscript}}}" if subscript else base
+# no notation symbol uses, so that a bias called ``b`` is never summed over ``b`` (``s`` is reserved).
+SAMPLE_INDEX = ("b", "s")
 
 
 def notation_symbol(value: str) -> str:
-    """A validated notation value as LaTeX, e.g. ``W_h`` -> ``W_{h}``; raise ``NotationError``."""
-    match = SAFE_NOTATION.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise NotationError(f"notation {value!r} is not a letter or short word with a plain subscript")
-    stem, subscript = match.group(1), match.group(2) or ""
-    return _symbol(stem, subscript)
+    """A notation value as LaTeX, printed from its parse (``W_h`` -> ``W_{h}``), or ``NotationError``."""
+    return syntax.latex(value)
 
 
 def default_symbol(name: str) -> str:
     """``Z1`` -> ``Z_{1}``, ``Z1_2`` -> ``Z_{1,2}``, ``F`` -> ``F``."""
-    match = CANONICAL.fullmatch(name)
-    if match is None:  # pragma: no cover - derive.network only makes matching names
-        raise NotationError(f"unexpected tensor name {name!r}")
-    stem, number, duplicate = match.groups()
-    subscript = ",".join(part for part in (number, duplicate) if part)
-    return _symbol(stem, subscript)
+    return syntax.canonical(name).latex()
 
 
 def is_gradient(name: str) -> bool:
@@ -61,13 +41,17 @@ class Names:
     """LaTeX names for one network, with its notation applied."""
 
     def __init__(self, notation: Mapping[str, str]):
-        self._symbols = {key: notation_symbol(value) for key, value in sorted(notation.items())}
+        self._trees: dict[str, Symbol] = {key: syntax.parse(value) for key, value in sorted(notation.items())}
+        self._symbols = {key: tree.latex() for key, tree in self._trees.items()}
+
+    def _uses_letter(self, letter: str) -> bool:
+        """Whether a notation symbol is the letter ``letter``, with or without scripts (``b``, ``b_1``)."""
+        return any(tree.head == syntax.Letter(letter) for tree in self._trees.values())
 
     @property
     def sample(self) -> str:
         """The index of a sample in a batch: ``b``, or another letter when the notation uses ``b``."""
-        stems = {value.split("_", 1)[0] for value in self._symbols.values()}
-        return next((letter for letter in SAMPLE_INDEX if letter not in stems), SAMPLE_INDEX[-1])
+        return next((letter for letter in SAMPLE_INDEX if not self._uses_letter(letter)), SAMPLE_INDEX[-1])
 
     def symbol(self, name: str) -> str:
         """The LaTeX symbol of a forward tensor, an input or a parameter."""
@@ -98,7 +82,7 @@ class Names:
         symbol = self.symbol(name)
         if not subscript:
             return symbol
-        if "_" in symbol:
+        if "_" in symbol or "^" in symbol:
             return f"({symbol})_{{{subscript}}}"
         return f"{symbol}_{{{subscript}}}"
 
@@ -114,5 +98,4 @@ class Names:
 
     @property
     def error_stem(self) -> str:
-        taken = {value.split("_", 1)[0] for value in self._symbols.values()}
-        return r"\delta" if "E" in taken else "E"
+        return r"\delta" if self._uses_letter("E") else "E"
