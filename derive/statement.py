@@ -1,4 +1,9 @@
-"""A plain-text reading of the expression language, for proof statements and the CLI."""
+"""The plain-text reading of the expression language, for proof statements and the CLI.
+
+One of the readings of ``derive.texpr`` (beside the symbolic, NumPy and LaTeX ones): a statement
+such as ``dL/dW2 = F^T · dL/dZ2`` is a formula a reader can evaluate, and the property test of
+``tests/test_readings.py`` does, against the symbolic reading.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,20 @@ def tensor_label(name: str) -> str:
 
 
 class TextReading:
+    """Expr -> one line of text; brackets follow the tree (``texpr.Printing``).
+
+    A difference and ``1 - a`` print their own brackets, so as operands they bind like atoms.
+    """
+
+    SELF_BRACKETED = (tx.Difference, tx.OneMinus)
+
     def __call__(self, expr: tx.Expr) -> str:
         return getattr(self, f"read_{type(expr).__name__}")(expr)
+
+    def _operand(self, operand: tx.Expr, parent: tx.Expr, loosest: int = tx.POSTFIX) -> str:
+        printed = self(operand)
+        bare = isinstance(operand, self.SELF_BRACKETED) or not tx.brackets_needed(operand, parent, loosest)
+        return printed if bare else f"({printed})"
 
     def read_Tensor(self, e: tx.Tensor) -> str:
         return tensor_label(e.name)
@@ -26,10 +43,10 @@ class TextReading:
         return f"full_convolve({self(e.grad)}, {self(e.kernel)})"
 
     def read_MatMul(self, e: tx.MatMul) -> str:
-        return f"{self(e.a)} · {self(e.b)}"
+        return f"{self._operand(e.a, e)} · {self._operand(e.b, e)}"
 
     def read_Transpose(self, e: tx.Transpose) -> str:
-        return f"{self(e.a)}^T"
+        return f"{self._operand(e.a, e)}^T"
 
     def read_Reshape(self, e: tx.Reshape) -> str:
         return f"reshape({self(e.a)}, {'x'.join(str(d) for d in e.dims)})"
@@ -38,19 +55,19 @@ class TextReading:
         return f"sum({self(e.a)}, axes={e.axes})"
 
     def read_AddBias(self, e: tx.AddBias) -> str:
-        return f"{self(e.a)} + {self(e.bias)}"
+        return f"{self._operand(e.a, e, tx.ADDITIVE)} + {self._operand(e.bias, e)}"
 
     def read_Product(self, e: tx.Product) -> str:
-        return f"{self(e.a)} ⊙ {self(e.b)}"
+        return f"{self._operand(e.a, e)} ⊙ {self._operand(e.b, e)}"
 
     def read_Difference(self, e: tx.Difference) -> str:
-        return f"({self(e.a)} - {self(e.b)})"
+        return f"({self(e.a)} - {self._operand(e.b, e)})"
 
     def read_OneMinus(self, e: tx.OneMinus) -> str:
-        return f"(1 - {self(e.a)})"
+        return f"(1 - {self._operand(e.a, e)})"
 
     def read_BatchScale(self, e: tx.BatchScale) -> str:
-        return f"{self(e.a)} / N" if e.reduction == "mean" else self(e.a)
+        return f"{self._operand(e.a, e)} / N" if e.reduction == "mean" else self(e.a)
 
     def read_Relu(self, e: tx.Relu) -> str:
         return f"relu({self(e.a)})"

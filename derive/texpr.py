@@ -2,9 +2,11 @@
 
 A backward rule is an expression tree built from these nodes. The tree itself
 knows nothing of SymPy, NumPy or LaTeX: each of those is a *reading* of it
-(``derive.symbolic``, ``codegen.numpy.printer``, ``codegen.latex.printer``),
-with one method per node class. ``OPERATIONS`` lists the classes so that a
-test can check every reading covers every operation.
+(symbolic ``derive.symbolic``, plain text ``derive.statement``, NumPy
+``codegen.numpy.printer``, LaTeX ``codegen.latex.printer``), with one method
+per node class. ``OPERATIONS`` lists the classes so that a test can check every
+reading covers every operation. Each class declares its ``Printing``
+properties once; the printers bracket by comparing them.
 
 Shapes are tuples of ints, batch-first: a batched tensor's leading dimension
 is ``BATCH`` (the symbol ``N``); parameters carry no batch axis.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
+from typing import ClassVar
 
 BATCH = "N"
 
@@ -30,9 +33,48 @@ def _require(condition: bool, message: str) -> None:
         raise ShapeError(message)
 
 
+# How tightly an operation's printed form binds, loosest first: ``a - b`` (additive), ``a * b``
+# (multiplicative), ``a.T`` / ``a^T`` (postfix), ``f(a)`` or a name (atom). Every printer brackets
+# an operand by comparing these, never by looking at the text it printed.
+ADDITIVE, MULTIPLICATIVE, POSTFIX, ATOM = range(4)
+
+
+@dataclass(frozen=True)
+class Printing:
+    """An operation's printing properties, declared once; the readings derive their choices from them.
+
+    ``elementwise``: the result's entry ``i`` depends on the operands' entries ``i`` alone.
+    ``factor``: a reader takes the result as one factor when its operands are factors (``1 - A``,
+    ``1[Z > 0]``), as the shape tracking of a derivation does.
+    ``associative``: the same operation as an operand needs no brackets (``a * b * c``).
+    """
+
+    precedence: int
+    elementwise: bool = False
+    factor: bool = False
+    associative: bool = False
+
+
+def precedence(expr: Expr) -> int:
+    """How tightly ``expr`` binds when printed (a batch sum prints as its operand)."""
+    return expr.binding()
+
+
+def brackets_needed(operand: Expr, parent: Expr, loosest: int = POSTFIX) -> bool:
+    """Whether ``operand`` of ``parent`` must be bracketed where nothing looser than ``loosest`` fits."""
+    if parent.printing.associative and type(operand) is type(parent):
+        return False
+    return precedence(operand) < loosest
+
+
 @dataclass(frozen=True)
 class Expr:
     """Base of every node; ``shape`` is computed from the operands."""
+
+    printing: ClassVar[Printing] = Printing(ATOM)
+
+    def binding(self) -> int:
+        return self.printing.precedence
 
     @property
     def operands(self) -> tuple[Expr, ...]:
@@ -67,6 +109,8 @@ class Correlate(Expr):
     ``out[f,c,m,n] = sum_{b,i,j} x[b,c,i+m,j+n] g[b,f,i,j]``.
     """
 
+    printing: ClassVar[Printing] = Printing(ATOM)
+
     x: Expr
     kernel: Expr
 
@@ -96,6 +140,8 @@ class FullConvolve(Expr):
     the correlation of the zero-padded gradient with the kernel turned 180 degrees.
     """
 
+    printing: ClassVar[Printing] = Printing(ATOM)
+
     grad: Expr
     kernel: Expr
 
@@ -109,6 +155,8 @@ class FullConvolve(Expr):
 @dataclass(frozen=True)
 class MatMul(Expr):
     """Matrix product of two 2-D operands (the batch axis may be contracted)."""
+
+    printing: ClassVar[Printing] = Printing(MULTIPLICATIVE)
 
     a: Expr
     b: Expr
@@ -124,6 +172,8 @@ class MatMul(Expr):
 class Transpose(Expr):
     """Transpose of a 2-D operand."""
 
+    printing: ClassVar[Printing] = Printing(POSTFIX)
+
     a: Expr
 
     @property
@@ -135,6 +185,8 @@ class Transpose(Expr):
 @dataclass(frozen=True)
 class Reshape(Expr):
     """Row-major reshape that keeps the batch axis (flatten and its inverse)."""
+
+    printing: ClassVar[Printing] = Printing(POSTFIX)
 
     a: Expr
     dims: Shape
@@ -151,6 +203,8 @@ class Reshape(Expr):
 class SumAxes(Expr):
     """Sum over the given axes (the batch axis included when listed)."""
 
+    printing: ClassVar[Printing] = Printing(POSTFIX)
+
     a: Expr
     axes: tuple[int, ...]
 
@@ -164,6 +218,8 @@ class SumAxes(Expr):
 @dataclass(frozen=True)
 class AddBias(Expr):
     """Add a per-channel bias (shape (K,)) along axis 1 of a batched tensor."""
+
+    printing: ClassVar[Printing] = Printing(ADDITIVE)
 
     a: Expr
     bias: Expr
@@ -184,6 +240,8 @@ def _same_shape(name: str, a: Expr, b: Expr) -> Shape:
 class Product(Expr):
     """Element-wise (Hadamard) product of two operands of one shape."""
 
+    printing: ClassVar[Printing] = Printing(MULTIPLICATIVE, elementwise=True, associative=True)
+
     a: Expr
     b: Expr
 
@@ -195,6 +253,8 @@ class Product(Expr):
 @dataclass(frozen=True)
 class Difference(Expr):
     """Element-wise ``a - b``."""
+
+    printing: ClassVar[Printing] = Printing(ADDITIVE, elementwise=True, factor=True)
 
     a: Expr
     b: Expr
@@ -208,6 +268,8 @@ class Difference(Expr):
 class OneMinus(Expr):
     """Element-wise ``1 - a``."""
 
+    printing: ClassVar[Printing] = Printing(ADDITIVE, elementwise=True, factor=True)
+
     a: Expr
 
     @property
@@ -219,8 +281,13 @@ class OneMinus(Expr):
 class BatchScale(Expr):
     """``a / N`` for a batch mean, ``a`` itself for a batch sum."""
 
+    printing: ClassVar[Printing] = Printing(MULTIPLICATIVE, elementwise=True)
+
     a: Expr
     reduction: str
+
+    def binding(self) -> int:
+        return precedence(self.a) if self.reduction == "sum" else self.printing.precedence
 
     @property
     def shape(self) -> Shape:
@@ -231,6 +298,8 @@ class BatchScale(Expr):
 @dataclass(frozen=True)
 class Relu(Expr):
     """Element-wise ``max(0, a)``."""
+
+    printing: ClassVar[Printing] = Printing(ATOM, elementwise=True, factor=True)
 
     a: Expr
 
@@ -243,6 +312,8 @@ class Relu(Expr):
 class StepMask(Expr):
     """Element-wise ReLU derivative: 1 where ``a > 0``, else 0 (so 0 at 0)."""
 
+    printing: ClassVar[Printing] = Printing(ATOM, elementwise=True, factor=True)
+
     a: Expr
 
     @property
@@ -253,6 +324,8 @@ class StepMask(Expr):
 @dataclass(frozen=True)
 class Sigmoid(Expr):
     """Element-wise logistic function ``1 / (1 + exp(-a))``."""
+
+    printing: ClassVar[Printing] = Printing(ATOM, elementwise=True, factor=True)
 
     a: Expr
 
@@ -271,6 +344,8 @@ def _pooled_shape(name: str, a: Expr, size: int) -> Shape:
 class MaxPool(Expr):
     """Max over non-overlapping ``size`` x ``size`` windows (stride = size)."""
 
+    printing: ClassVar[Printing] = Printing(ATOM)
+
     a: Expr
     size: int
 
@@ -287,6 +362,8 @@ class RouteMax(Expr):
     the result has the shape of ``a``. "First" is row-major order inside the
     window, as PyTorch's ``max_pool2d`` does on ties.
     """
+
+    printing: ClassVar[Printing] = Printing(ATOM)
 
     a: Expr
     grad: Expr
@@ -305,6 +382,8 @@ class RouteMax(Expr):
 class BinaryCrossEntropyWithLogits(Expr):
     """Scalar loss: BCE of ``sigmoid(logits)`` against ``target``, reduced over the batch."""
 
+    printing: ClassVar[Printing] = Printing(MULTIPLICATIVE)
+
     logits: Expr
     target: Expr
     reduction: str
@@ -318,6 +397,8 @@ class BinaryCrossEntropyWithLogits(Expr):
 @dataclass(frozen=True)
 class HalfSquaredError(Expr):
     """Scalar loss: ``0.5 * sum (output - target)^2``, reduced over the batch."""
+
+    printing: ClassVar[Printing] = Printing(MULTIPLICATIVE)
 
     output: Expr
     target: Expr

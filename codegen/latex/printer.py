@@ -62,10 +62,6 @@ def bracket_depth(latex: str) -> int:
     return deepest
 
 
-# Binary operations whose printed form needs brackets inside a product or a transpose.
-_LOOSE = (tx.Difference, tx.AddBias, tx.OneMinus, tx.MatMul, tx.Product, tx.BatchScale)
-
-
 class LatexReading:
     """Typeset an expression; ``atom(expr)`` may return a string to print a sub-tree as is."""
 
@@ -110,13 +106,13 @@ class LatexReading:
             return f"({inner})"
         return rf"{size}({inner}{size[:-1]}r)"
 
-    def _operand(self, expr: tx.Expr, inside: type[tx.Expr] | None = None) -> str:
-        """An operand, bracketed when it is a loose binary form (``a \\odot b \\odot c`` stays flat)."""
+    def _operand(self, expr: tx.Expr, parent: tx.Expr) -> str:
+        """An operand, bracketed when it binds looser than a postfix (``a \\odot b \\odot c`` is flat)."""
         text = self(expr)
         # a batch sum prints as its operand, so its operand decides the brackets
         while self.atom(expr) is None and isinstance(expr, tx.BatchScale) and expr.reduction == "sum":
             expr = expr.a
-        if self.atom(expr) is None and isinstance(expr, _LOOSE) and type(expr) is not inside:
+        if self.atom(expr) is None and parent is not None and tx.brackets_needed(expr, parent):
             return self.wrap(text)
         return text
 
@@ -135,7 +131,7 @@ class LatexReading:
         return self._apply(r"\operatorname{conv}_{\mathrm{full}}", self(e.grad), self(e.kernel))
 
     def read_MatMul(self, e: tx.MatMul) -> str:
-        return rf"{self._operand(e.a)} \cdot {self._operand(e.b)}"
+        return rf"{self._operand(e.a, e)} \cdot {self._operand(e.b, e)}"
 
     def read_Transpose(self, e: tx.Transpose) -> str:
         inner = self(e.a)
@@ -152,27 +148,27 @@ class LatexReading:
     def read_SumAxes(self, e: tx.SumAxes) -> str:
         letters = axis_letters(len(e.a.shape), self.names.sample)
         over = ",".join(letters[ax] for ax in e.axes)
-        return rf"\sum_{{{over}}} {self._operand(e.a)}"
+        return rf"\sum_{{{over}}} {self._operand(e.a, e)}"
 
     def read_AddBias(self, e: tx.AddBias) -> str:
         return f"{self(e.a)} + {self(e.bias)}"
 
     def read_Product(self, e: tx.Product) -> str:
-        return rf"{self._operand(e.a, tx.Product)} \odot {self._operand(e.b, tx.Product)}"
+        return rf"{self._operand(e.a, e)} \odot {self._operand(e.b, e)}"
 
     def read_Difference(self, e: tx.Difference) -> str:
         right = self(e.b)
-        if self.atom(e.b) is None and isinstance(e.b, (tx.Difference, tx.AddBias, tx.OneMinus)):
+        if self.atom(e.b) is None and tx.brackets_needed(e.b, e, tx.MULTIPLICATIVE):
             right = self.wrap(right)
         return f"{self(e.a)} - {right}"
 
     def read_OneMinus(self, e: tx.OneMinus) -> str:
-        return f"1 - {self._operand(e.a)}"
+        return f"1 - {self._operand(e.a, e)}"
 
     def read_BatchScale(self, e: tx.BatchScale) -> str:
         if e.reduction == "sum":
             return self(e.a)
-        return rf"\frac{{1}}{{N}} {self._operand(e.a)}"
+        return rf"\frac{{1}}{{N}} {self._operand(e.a, e)}"
 
     def read_Relu(self, e: tx.Relu) -> str:
         return self._apply(r"\operatorname{ReLU}", self(e.a))

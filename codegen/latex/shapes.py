@@ -15,8 +15,6 @@ from gradproof.codegen.latex.names import Names
 from gradproof.codegen.latex.printer import LatexReading, shape_tex
 from gradproof.derive import texpr as tx
 
-# Element-wise operations whose result a reader takes as one factor when its operands are factors.
-_ELEMENTWISE = (tx.Difference, tx.OneMinus, tx.StepMask, tx.Relu, tx.Sigmoid)
 TIMES = r"{\times}"
 
 
@@ -43,7 +41,7 @@ def is_factor(expr: tx.Expr) -> bool:
         return True
     if isinstance(expr, tx.Transpose):
         return isinstance(expr.a, tx.Tensor)
-    return isinstance(expr, _ELEMENTWISE) and all(is_factor(o) for o in expr.operands)
+    return expr.printing.factor and all(is_factor(o) for o in expr.operands)
 
 
 def rank(expr: tx.Expr) -> int:

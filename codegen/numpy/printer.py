@@ -11,20 +11,35 @@ from __future__ import annotations
 from gradproof.derive import texpr as tx
 
 
-def _wrap(text: str) -> str:
-    """Parenthesise a compound operand so precedence never depends on context."""
-    simple = text.replace("_", "").replace(".", "").isalnum() or (text.endswith(")") and text.count("(") == 1)
-    return text if simple else f"({text})"
-
-
 class NumpyReading:
-    """Expr -> NumPy source; records which helpers the printed code calls."""
+    """Expr -> NumPy source; records which helpers the printed code calls.
+
+    Brackets follow the tree (``texpr.Printing``): a compound operand of a product, a postfix or a
+    right-hand side of a difference is bracketed unless it binds at least as tightly as a postfix.
+    """
 
     def __init__(self) -> None:
         self.helpers: set[str] = set()
 
     def __call__(self, expr: tx.Expr) -> str:
         return getattr(self, f"read_{type(expr).__name__}")(expr)
+
+    def _operand(self, operand: tx.Expr, parent: tx.Expr, loosest: int = tx.POSTFIX) -> str:
+        printed = self.number(operand)
+        return f"({printed})" if tx.brackets_needed(operand, parent, loosest) else printed
+
+    def number(self, expr: tx.Expr) -> str:
+        """``expr`` where arithmetic other than a product reads it: a step mask as numbers, not booleans.
+
+        ``(Z > 0)`` is a boolean array; a product with it is exact, but NumPy refuses to subtract
+        booleans and adds them as a logical or, so elsewhere the mask prints as ``np.heaviside``.
+        """
+        inner = expr
+        while isinstance(inner, tx.BatchScale) and inner.reduction == "sum":  # prints as its operand
+            inner = inner.a
+        if isinstance(inner, tx.StepMask):
+            return f"np.heaviside({self.number(inner.a)}, 0)"
+        return self(expr)
 
     def _call(self, helper: str, *args: str) -> str:
         self.helpers.add(helper)
@@ -36,69 +51,76 @@ class NumpyReading:
     def read_Correlate(self, e: tx.Correlate) -> str:
         helper = "correlate_weight" if e.weight_form else "correlate"
         self.helpers.update(("im2col", "sample_blocks"))
-        return self._call(helper, self(e.x), self(e.kernel))
+        return self._call(helper, self.number(e.x), self.number(e.kernel))
 
     def read_FullConvolve(self, e: tx.FullConvolve) -> str:
         self.helpers.update(("correlate", "im2col", "sample_blocks"))
-        return self._call("full_convolve", self(e.grad), self(e.kernel))
+        return self._call("full_convolve", self.number(e.grad), self.number(e.kernel))
 
     def read_MatMul(self, e: tx.MatMul) -> str:
-        return f"{_wrap(self(e.a))} @ {_wrap(self(e.b))}"
+        return f"{self._operand(e.a, e)} @ {self._operand(e.b, e)}"
 
     def read_Transpose(self, e: tx.Transpose) -> str:
-        return f"{_wrap(self(e.a))}.T"
+        return f"{self._operand(e.a, e)}.T"
 
     def read_Reshape(self, e: tx.Reshape) -> str:
-        a = _wrap(self(e.a))
         dims = ", ".join(str(d) for d in e.dims[1:])
-        return f"{a}.reshape({a}.shape[0], {dims})"
+        if isinstance(e.a, tx.Tensor):
+            return f"{e.a.name}.reshape({e.a.name}.shape[0], {dims})"
+        return f"{self._operand(e.a, e)}.reshape(-1, {dims})"
 
     def read_SumAxes(self, e: tx.SumAxes) -> str:
         axes = e.axes[0] if len(e.axes) == 1 else e.axes
-        return f"{_wrap(self(e.a))}.sum(axis={axes})"
+        return f"{self._operand(e.a, e)}.sum(axis={axes})"
 
     def read_AddBias(self, e: tx.AddBias) -> str:
         rank = len(e.shape)
         index = "" if rank == 2 else "[:, " + ", ".join(["None"] * (rank - 2)) + "]"
-        return f"{self(e.a)} + {self(e.bias)}{index}"
+        return f"{self._operand(e.a, e, tx.ADDITIVE)} + {self._operand(e.bias, e)}{index}"
 
     def read_Product(self, e: tx.Product) -> str:
-        return f"{_wrap(self(e.a))} * {_wrap(self(e.b))}"
+        factors = [self(o) if isinstance(o, tx.StepMask) else self._operand(o, e) for o in (e.a, e.b)]
+        if all(isinstance(o, tx.StepMask) for o in (e.a, e.b)):
+            factors[0] = self.number(e.a)  # a product of two masks would be a boolean mask
+        return " * ".join(factors)
 
     def read_Difference(self, e: tx.Difference) -> str:
-        return f"{self(e.a)} - {_wrap(self(e.b))}"
+        return f"{self._operand(e.a, e, tx.ADDITIVE)} - {self._operand(e.b, e)}"
 
     def read_OneMinus(self, e: tx.OneMinus) -> str:
-        return f"1 - {_wrap(self(e.a))}"
+        return f"1 - {self._operand(e.a, e)}"
 
     def read_BatchScale(self, e: tx.BatchScale) -> str:
-        inner = self(e.a)
-        return f"{_wrap(inner)} / N" if e.reduction == "mean" else inner
+        if e.reduction == "mean":
+            return f"{self._operand(e.a, e)} / N"
+        return self(e.a)
 
     def read_Relu(self, e: tx.Relu) -> str:
-        return f"np.maximum({self(e.a)}, 0)"
+        return f"np.maximum({self.number(e.a)}, 0)"
 
     def read_StepMask(self, e: tx.StepMask) -> str:
-        return f"({self(e.a)} > 0)"
+        return f"({self.number(e.a)} > 0)"
 
     def read_Sigmoid(self, e: tx.Sigmoid) -> str:
-        return self._call("sigmoid", self(e.a))
+        return self._call("sigmoid", self.number(e.a))
 
     def read_MaxPool(self, e: tx.MaxPool) -> str:
-        return self._call("maxpool", self(e.a), str(e.size))
+        return self._call("maxpool", self.number(e.a), str(e.size))
 
     def read_RouteMax(self, e: tx.RouteMax) -> str:
         self.helpers.update(("first_max", "sample_blocks"))
-        return self._call("route_max", self(e.a), self(e.grad), str(e.size))
+        return self._call("route_max", self.number(e.a), self.number(e.grad), str(e.size))
 
     def _reduced(self, total: str, reduction: str) -> str:
         return f"{total} / N" if reduction == "mean" else total
 
     def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits) -> str:
-        return self._reduced(self._call("bce_with_logits", self(e.logits), self(e.target)), e.reduction)
+        call = self._call("bce_with_logits", self.number(e.logits), self.number(e.target))
+        return self._reduced(call, e.reduction)
 
     def read_HalfSquaredError(self, e: tx.HalfSquaredError) -> str:
-        return self._reduced(f"0.5 * np.sum(({self(e.output)} - {self(e.target)}) ** 2)", e.reduction)
+        error = f"{self._operand(e.output, e, tx.ADDITIVE)} - {self._operand(e.target, e)}"
+        return self._reduced(f"0.5 * np.sum(({error}) ** 2)", e.reduction)
 
 
 HELPERS: dict[str, str] = {
