@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from gradproof.derive import layers as rules_table
 from gradproof.derive import texpr as tx
+from gradproof.derive.layers import LAYERS, LOSSES, Context, LayerType, LossContext, LossType, Parameter
 from gradproof.derive.spec import LayerSpec, NetworkSpec, layer_shapes
+from gradproof.derive.statement import gradient_name
 from gradproof.derive.texpr import Tensor
 
 LOSS_NAME = "L"
@@ -21,21 +22,18 @@ TARGET_NAME = "Y"
 INPUT_NAME = "X"
 
 
-def gradient_name(name: str) -> str:
-    return f"d{name}"
-
-
 @dataclass(frozen=True)
 class Step:
     """One layer (or the loss) with its tensors and its declared rules."""
 
     layer: LayerSpec | None
-    rule: rules_table.LayerRule
+    rule: LayerType | LossType  # its entry of the rule table
     input: Tensor
     output: Tensor
     params: tuple[Tensor, ...]
     forward: tx.Expr
     rules: dict[str, tx.Expr]
+    parameters: tuple[Parameter, ...] = ()  # the declarations of ``params``, in the same order
 
     @property
     def upstream(self) -> Tensor | None:
@@ -106,43 +104,26 @@ def build(spec: NetworkSpec) -> Network:
         return name
 
     for layer, shape in zip(spec.layers, layer_shapes(spec), strict=True):
-        rule = rules_table.RULES[layer.type]
-        params: tuple[Tensor, ...] = ()
-        if layer.type in ("conv2d", "dense"):
+        layer_type = LAYERS[layer.type]
+        declared = layer_type.parameters(current.shape[1:], shape, layer.options)
+        if declared:  # a layer with parameters starts the next numbered layer: Z2, W2, B2
             k += 1
-            out = batched(fresh(f"Z{k}"), shape)
-            channels = current.shape[1]
-            if layer.type == "conv2d":
-                kernel = layer.options["kernel"]
-                w = Tensor(fresh(f"W{k}"), (shape[0], channels, kernel, kernel))
-            else:
-                w = Tensor(fresh(f"W{k}"), (channels, shape[0]))
-            b = Tensor(fresh(f"B{k}"), (shape[0],)) if layer.options["bias"] else None
-            params = (w, b) if b is not None else (w,)
-            declaration = rule.declare(current, w, b, _grad(out))
-        else:
-            stem = {"relu": "A", "sigmoid": "A", "maxpool2d": "P", "flatten": "F"}[layer.type]
-            out = batched(fresh("F" if stem == "F" else f"{stem}{k}"), shape)
-            if layer.type == "sigmoid":
-                declaration = rule.declare(current, _grad(out), out)
-            elif layer.type == "maxpool2d":
-                declaration = rule.declare(current, _grad(out), layer.options["size"])
-            else:
-                declaration = rule.declare(current, _grad(out))
-        steps.append(Step(layer, rule, current, out, params, declaration.forward, declaration.rules))
+        stem = layer_type.stem
+        out = batched(fresh(f"{stem}{k}" if layer_type.numbered else stem), shape)
+        params = tuple(Tensor(fresh(f"{p.stem}{k}"), p.shape) for p in declared)
+        roles = {p.role: t for p, t in zip(declared, params, strict=True)}
+        declaration = layer_type.declare(Context(current, out, _grad(out), roles, layer.options))
+        steps.append(
+            Step(layer, layer_type, current, out, params, declaration.forward, declaration.rules, declared)
+        )
         current = out
 
     y = Tensor(TARGET_NAME, current.shape)
-    loss_rule = rules_table.RULES[spec.loss]
-    if spec.loss == "bce":
-        logits = steps[-1].input
-        declaration = loss_rule.declare(logits, y, current, spec.reduction)
-        loss_input = logits
-    else:
-        declaration = loss_rule.declare(current, y, spec.reduction)
-        loss_input = current
+    loss_type = LOSSES[spec.loss]
+    loss_input = steps[-1].input if loss_type.reads_logit_of else current
+    declaration = loss_type.declare(LossContext(loss_input, current, y, spec.reduction))
     loss = Tensor(LOSS_NAME, ())
-    steps.append(Step(None, loss_rule, loss_input, loss, (), declaration.forward, declaration.rules))
+    steps.append(Step(None, loss_type, loss_input, loss, (), declaration.forward, declaration.rules))
     return Network(spec, x, y, tuple(steps))
 
 

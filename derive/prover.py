@@ -22,94 +22,32 @@ has tied values; kinks and ties are the convention obligations' job.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
-from gradproof.derive import layers as kinds
 from gradproof.derive import texpr as tx
 from gradproof.derive.canonical import NormalForm, Polynomial, add_into, equal, prune, vanishes
-from gradproof.derive.network import LOSS_NAME, Network, Step, gradient_name
+from gradproof.derive.layers import Use
+from gradproof.derive.network import LOSS_NAME, Network, Step
+from gradproof.derive.records import ProofRecord, index_label, timed
+from gradproof.derive.records import fresh as _fresh
 from gradproof.derive.spec import forward_terms
-from gradproof.derive.statement import tensor_label, text
-from gradproof.derive.symbolic import (
-    SymbolicReading,
-    free_symbols,
-    sigmoid_formula,
-    sigmoid_lemma_holds,
-    symbol_array,
-    window_lemma_holds,
-)
+from gradproof.derive.statement import gradient_name, tensor_label, text
+from gradproof.derive.symbolic import SymbolicReading, free_symbols, symbol_array
 from gradproof.derive.tangent import Tangent
 
+__all__ = ["ProofRecord", "all_hold", "obligation_keys", "prove"]
+
 LOCAL_BATCH = 2
-# The ``key`` of each kind of record, in report order.
-OBLIGATION_KEYS = (
-    "sigmoid-bce",
-    "bce-logit",
-    "sigmoid-derivative",
-    "window-max",
-    "relu-kink",
-    "pooling-ties",
-    "local",
-    "end-to-end",
-    "count",
-    "batch",
-)
+# The keys of the records the prover makes itself; the layer types bring the others (identities,
+# lemmas, conventions), which come first in a report (``obligation_keys``).
+OWN_KEYS = ("local", "end-to-end", "count", "batch")
+LEVELS = ("identity", "lemma", "convention")
 # Largest whole-batch forward graph (multiply-adds) proven end to end at the spec's batch.
 END_TO_END_TERMS = 20_000
-
-
-@dataclass
-class ProofRecord:
-    """One obligation and its verdict."""
-
-    level: str
-    name: str
-    statement: str
-    entries: int
-    method: str
-    seconds: float = 0.0
-    holds: bool = False
-    failing: str | None = None
-    entry_names: list[str] = field(default_factory=list)
-    # The rule a local or end-to-end record proves: the step (named by its output, e.g. "Z1") and
-    # the tensor whose gradient the rule gives (e.g. "W1"); empty for other records.
-    step_output: str = ""
-    target: str = ""
-    # Structured facts for readers that typeset a record (the LaTeX emitter) instead of quoting its
-    # text: which obligation it is (one of OBLIGATION_KEYS), the batch size it was proven at (0 where
-    # no batch is involved), the tensor a convention is checked at (e.g. "Z1") and the side of the
-    # pooling window of a window lemma or a tie convention.
-    key: str = ""
-    batch: int = 0
-    tensor: str = ""
-    window: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def _timed(record: ProofRecord, check: Callable[[], tuple[bool, str | None]]) -> ProofRecord:
-    start = time.perf_counter()
-    record.holds, record.failing = check()
-    record.seconds = time.perf_counter() - start
-    return record
-
-
-def _index_label(name: str, index: tuple[int, ...]) -> str:
-    return f"{tensor_label(gradient_name(name))}[{','.join(map(str, index))}]"
-
-
-def _concrete(shape: tx.Shape, batch: int) -> tuple[int, ...]:
-    return tuple(batch if d == tx.BATCH else d for d in shape)
-
-
-def _fresh(tensor: tx.Tensor, batch: int) -> np.ndarray:
-    return symbol_array(tensor.name, _concrete(tensor.shape, batch))
 
 
 @dataclass
@@ -176,7 +114,7 @@ def _compare(
         remainder = dict(coefficients[index])
         add_into(remainder, normal(rule[index]), -1)
         if not vanishes(normal, prune(remainder)):
-            failing.append(_index_label(name, index))
+            failing.append(index_label(name, index))
     if not failing:
         return True, None
     more = f" (and {len(failing) - 1} more of {rule.size})" if len(failing) > 1 else ""
@@ -196,156 +134,30 @@ def _bind_rule_inputs(network: Network, reading: SymbolicReading, expr: tx.Expr)
             reading.env[tensor.name] = reading(step.forward)
 
 
-# ----------------------------------------------------------------- identities
+# ------------------------------------------ identities, lemmas and conventions
 
 
-def _sigmoid_bce_identity() -> ProofRecord:
-    record = ProofRecord(
-        "identity",
-        "dL/dA * dA/dZ = A - Y",
-        "for L = -(Y log A + (1 - Y) log(1 - A)), A = sigmoid(Z): dL/dA * dA/dZ = A - Y",
-        1,
-        "exact simplification (sympy.cancel)",
-        key="sigmoid-bce",
-    )
+def network_uses(network: Network) -> list[Use]:
+    """The identities and lemmas the network's types bring, each once, in report order.
 
-    def check():
-        z = sp.Symbol("Z", real=True)
-        y, a = sp.symbols("Y A", real=True)
-        loss = -(y * sp.log(a) + (1 - y) * sp.log(1 - a))
-        product = loss.diff(a).subs(a, sigmoid_formula(z)) * sigmoid_formula(z).diff(z)
-        e = sp.Symbol("e", positive=True)  # e = exp(-Z): both sides are rational in e
-        holds = sp.cancel(sp.together((product - (sigmoid_formula(z) - y)).subs(sp.exp(-z), e))) == 0
-        return holds, None if holds else "dL/dZ"
-
-    return _timed(record, check)
+    Identities before lemmas; within a level, in the order the loss and then the layers first
+    bring them; uses of one obligation (window lemmas of several sizes) by their arguments.
+    """
+    uses: list[Use] = list(network.steps[-1].rule.lemmas())
+    for step in network.steps[:-1]:
+        uses += step.rule.lemmas(step.layer.options)
+    unique = list(dict.fromkeys((u.obligation.key, u.args) for u in uses))
+    by_key = {u.obligation.key: u.obligation for u in uses}
+    first = {key: n for n, (key, _) in reversed(list(enumerate(unique)))}
+    unique.sort(key=lambda pair: (LEVELS.index(by_key[pair[0]].level), first[pair[0]], pair[1]))
+    return [Use(by_key[key], args) for key, args in unique]
 
 
-def _logit_form_identity() -> ProofRecord:
-    record = ProofRecord(
-        "identity",
-        "BCE from the logit",
-        "-(Y log sigmoid(Z) + (1 - Y) log(1 - sigmoid(Z))) = log(1 + exp(Z)) - Y Z",
-        1,
-        "equal derivatives (exact) and equal values at Z = 0",
-        key="bce-logit",
-    )
-
-    def check():
-        z, y = sp.symbols("Z Y", real=True)
-        textbook = -(y * sp.log(sigmoid_formula(z)) + (1 - y) * sp.log(1 - sigmoid_formula(z)))
-        logit_form = sp.log(1 + sp.exp(z)) - y * z
-        e = sp.Symbol("e", positive=True)  # e = exp(-Z)
-        slope = (textbook.diff(z) - logit_form.diff(z)).subs({sp.exp(-z): e, sp.exp(z): 1 / e})
-        same_slope = sp.cancel(sp.together(slope)) == 0
-        same_at_zero = sp.expand(sp.expand_log((textbook - logit_form).subs(z, 0), force=True)) == 0
-        return same_slope and same_at_zero, None if same_slope and same_at_zero else "L"
-
-    return _timed(record, check)
-
-
-# ------------------------------------------------------- lemmas and conventions
-
-
-def _sigmoid_lemma() -> ProofRecord:
-    record = ProofRecord(
-        "lemma",
-        "sigmoid derivative",
-        "d/dt 1/(1 + exp(-t)) = sigmoid(t) (1 - sigmoid(t))",
-        1,
-        "exact cancellation in e = exp(-t)",
-        key="sigmoid-derivative",
-    )
-    return _timed(record, lambda: (sigmoid_lemma_holds(), None))
-
-
-def _window_lemma(size: int) -> ProofRecord:
-    k = size * size
-    record = ProofRecord(
-        "lemma",
-        f"window max derivative ({size}x{size})",
-        f"d max(t_1..t_{k})/dt_i = prod_j H(t_i - t_j) where no two t tie",
-        k * 2 ** (k - 1),
-        "exact evaluation on every ordering pattern",
-        key="window-max",
-        window=size,
-    )
-    return _timed(record, lambda: (window_lemma_holds(size), None))
-
-
-def _relu_kink(network: Network, step: Step) -> ProofRecord:
-    z = step.input
-    record = ProofRecord(
-        "convention",
-        f"ReLU'(0) = 0 ({z.name})",
-        f"{tensor_label(gradient_name(z.name))} = 0 where {z.name} = 0, = upstream where {z.name} = 1",
-        2,
-        "exact evaluation",
-        key="relu-kink",
-        tensor=z.name,
-    )
-
-    def check():
-        shape = _concrete(z.shape, 1)
-        for value, expected in ((0, 0), (1, 1)):
-            env = {
-                z.name: np.full(shape, sp.Integer(value), dtype=object),
-                step.output.name: np.full(shape, sp.Integer(value), dtype=object),
-                step.upstream.name: np.full(shape, sp.Integer(1), dtype=object),
-            }
-            got = SymbolicReading(env, 1)(step.rules[z.name])
-            if any(entry != expected for entry in got.ravel()):
-                return False, f"{tensor_label(gradient_name(z.name))} at {z.name} = {value}"
-        return True, None
-
-    return _timed(record, check)
-
-
-def _tie_patterns(k: int) -> Iterator[tuple[int, ...]]:
-    """Every window filling with values in {0, 1, 2} that has a tie at its maximum."""
-    for code in range(3**k):
-        values = tuple((code // 3**i) % 3 for i in range(k))
-        if values.count(max(values)) > 1:
-            yield values
-
-
-def _pooling_ties(network: Network, step: Step) -> ProofRecord:
-    a, size = step.input, step.layer.options["size"]
-    k = size * size
-    patterns = list(_tie_patterns(k)) if k <= 9 else []
-    record = ProofRecord(
-        "convention",
-        f"pooling ties go to the first maximum ({a.name})",
-        "a window whose maximum is tied routes its whole gradient to the first "
-        "maximum in row-major order (as torch max_pool2d)",
-        len(patterns),
-        "exact evaluation of every tied window over {0, 1, 2}",
-        key="pooling-ties",
-        tensor=a.name,
-        window=size,
-    )
-
-    def check():
-        shape = _concrete(a.shape, 1)
-        out_shape = _concrete(step.output.shape, 1)
-        upstream = np.empty(out_shape, dtype=object)
-        for n, index in enumerate(np.ndindex(out_shape)):
-            upstream[index] = sp.Integer(n + 1)
-        for values in patterns:
-            window = np.array([sp.Integer(v) for v in values], dtype=object).reshape(size, size)
-            a_values = np.tile(window, (shape[0], shape[1], shape[2] // size, shape[3] // size))
-            env = {a.name: a_values.astype(object), step.upstream.name: upstream}
-            got = SymbolicReading(env, 1)(step.rules[a.name])
-            first = values.index(max(values))
-            for index in np.ndindex(out_shape):
-                b, c, i, j = index
-                block = got[b, c, i * size : (i + 1) * size, j * size : (j + 1) * size].ravel()
-                expected = [upstream[index] if p == first else 0 for p in range(k)]
-                if list(block) != expected:
-                    return False, f"{tensor_label(gradient_name(a.name))} for window {values}"
-        return True, None
-
-    return _timed(record, check)
+def obligation_keys(network: Network) -> tuple[str, ...]:
+    """The ``key`` of each kind of record of ``network``, in report order."""
+    conventions = [o.key for s in network.steps[:-1] for o in s.rule.conventions]
+    keys = [u.obligation.key for u in network_uses(network)] + conventions + list(OWN_KEYS)
+    return tuple(dict.fromkeys(keys))
 
 
 # -------------------------------------------------------------- settings
@@ -422,7 +234,7 @@ def end_to_end_batch(network: Network) -> int:
 def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
     setting = local_setting(network, step)
     contraction = f"d{LOSS_NAME}" if step.upstream is None else f"sum_o G[o] d{step.output.name}[o]"
-    layer = step.layer.type if step.layer else f"{network.spec.loss} loss"
+    layer = step.layer.type if step.layer else f"{step.rule.name} loss"
     records = []
     for target, expr in step.rules.items():
         record = ProofRecord(
@@ -441,7 +253,7 @@ def _local_proofs(network: Network, step: Step) -> list[ProofRecord]:
             move = setting.moves[target]
             return _compare(setting.normal, move, setting.derivative(target), setting.reading(expr))
 
-        records.append(_timed(record, check))
+        records.append(timed(record, check))
     return records
 
 
@@ -486,7 +298,7 @@ def _batch_reduction(network: Network) -> ProofRecord:
         holds = equal(whole, combined)
         return holds, None if holds else f"L is not the {reduction} of per-sample losses"
 
-    return _timed(record, check)
+    return timed(record, check)
 
 
 # -------------------------------------------------------- end-to-end proofs
@@ -501,7 +313,7 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
     for p in network.params:
         move = setting.moves[p.name]
         rule = dict((t, e) for _, t, e in network.backward_plan())[p.name]
-        names = [_index_label(p.name, index) for index in np.ndindex(move.base.shape)]
+        names = [index_label(p.name, index) for index in np.ndindex(move.base.shape)]
         record = ProofRecord(
             "end-to-end",
             tensor_label(gradient_name(p.name)),
@@ -524,7 +336,7 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
             progress()
             return _compare(setting.normal, move, derivative, env[gradient_name(move.name)])
 
-        records.append(_timed(record, check))
+        records.append(timed(record, check))
 
     declared = network.parameter_count
     count = ProofRecord(
@@ -543,7 +355,7 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
         used = len(params & free_symbols(setting.scalar))
         return used == declared, None if used == declared else f"L uses {used} of {declared}"
 
-    records.append(_timed(count, count_check))
+    records.append(timed(count, count_check))
     return records
 
 
@@ -552,18 +364,9 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
 
 def prove(network: Network, progress: Callable[[], None] = lambda: None) -> list[ProofRecord]:
     """Every obligation of ``network``, in report order."""
-    records: list[ProofRecord] = []
-    if network.spec.loss == "bce":
-        records += [_sigmoid_bce_identity(), _logit_form_identity()]
-    if network.spec.loss == "bce" or any(s.layer and s.layer.type == "sigmoid" for s in network.steps):
-        records.append(_sigmoid_lemma())
-    pool_sizes = sorted({s.layer.options["size"] for s in network.steps if s.rule.kind == kinds.SELECTION})
-    records += [_window_lemma(size) for size in pool_sizes]
-    for step in network.steps:
-        if step.layer is not None and step.layer.type == "relu":
-            records.append(_relu_kink(network, step))
-        if step.rule.kind == kinds.SELECTION:
-            records.append(_pooling_ties(network, step))
+    records = [use.obligation.prove(*use.args) for use in network_uses(network)]
+    for step in network.steps[:-1]:
+        records += [convention.prove(network, step) for convention in step.rule.conventions]
     for step in network.steps:
         records += _local_proofs(network, step)
         progress()

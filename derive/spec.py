@@ -18,23 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from gradproof.derive import notation
+from gradproof.derive.layers import LAYERS, LOSSES, LayerError
+from gradproof.derive.layers.base import positive_int_problem
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
-LOSSES = ("bce", "mse")
 REDUCTIONS = ("mean", "sum")
-LAYER_FIELDS: dict[str, dict[str, str]] = {
-    "conv2d": {"filters": "number of filters", "kernel": "kernel height and width"},
-    "relu": {},
-    "sigmoid": {},
-    "maxpool2d": {"size": "window height, width and stride"},
-    "flatten": {},
-    "dense": {"units": "number of output units"},
-}
-# Optional layer fields and their defaults (booleans).
-OPTIONAL_FIELDS: dict[str, dict[str, bool]] = {
-    "conv2d": {"bias": True},
-    "dense": {"bias": True},
-}
 TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch"}
 # What the element-wise prover can finish, measured on two cores (SymPy 1.14, the DAG prover).
 # Breadth: multiply-adds per sample; 28x28 with 8 filters of 5x5 (122k) proves in 45 s and
@@ -107,10 +95,9 @@ def load(reference: str) -> NetworkSpec:
 
 
 def _positive_int(source: str, value, layer: int | None, name: str, maximum: int = 10_000) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(source, f"must be a positive integer, got {value!r}", layer, name)
-    if not 1 <= value <= maximum:
-        raise SpecError(source, f"must be between 1 and {maximum}, got {value}", layer, name)
+    problem = positive_int_problem(value, maximum)
+    if problem:
+        raise SpecError(source, problem, layer, name)
     return value
 
 
@@ -146,7 +133,7 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
             source, f"must be [channels, height, width] or [features], got {shape!r}", field="input"
         )
     input_shape = tuple(_positive_int(source, d, None, "input") for d in shape)
-    loss = _choice(source, data["loss"], "loss", LOSSES)
+    loss = _choice(source, data["loss"], "loss", tuple(LOSSES))
     reduction = _choice(source, data.get("reduction", "mean"), "reduction", REDUCTIONS)
     batch = _positive_int(source, data.get("batch", 1), None, "batch", maximum=100_000)
 
@@ -174,25 +161,12 @@ def _parse_layer(source: str, index: int, raw: dict) -> LayerSpec:
     kind = raw.get("type")
     if kind is None:
         raise SpecError(source, "missing required field", index, "type")
-    if kind not in LAYER_FIELDS:
-        raise SpecError(
-            source, f"unknown layer type {kind!r} (known: {', '.join(LAYER_FIELDS)})", index, "type"
-        )
-    fields, optional = LAYER_FIELDS[kind], OPTIONAL_FIELDS.get(kind, {})
-    for key in raw:
-        if key != "type" and key not in fields and key not in optional:
-            known = ", ".join([*fields, *optional]) or "none"
-            raise SpecError(source, f"unknown field for {kind} (known: {known})", index, key)
-    options: dict[str, int | bool] = {}
-    for key in fields:
-        if key not in raw:
-            raise SpecError(source, f"missing required field ({fields[key]})", index, key)
-        options[key] = _positive_int(source, raw[key], index, key)
-    for key, default in optional.items():
-        value = raw.get(key, default)
-        if not isinstance(value, bool):
-            raise SpecError(source, f"must be true or false, got {value!r}", index, key)
-        options[key] = value
+    if kind not in LAYERS:
+        raise SpecError(source, f"unknown layer type {kind!r} (known: {', '.join(LAYERS)})", index, "type")
+    try:
+        options = LAYERS[kind].options(raw)
+    except LayerError as error:
+        raise SpecError(source, str(error), index, error.field) from None
     return LayerSpec(kind, index, options)
 
 
@@ -200,49 +174,21 @@ def layer_shapes(spec: NetworkSpec) -> list[tuple[int, ...]]:
     """Per-sample output shape of every layer (validated by ``parse``)."""
     shapes, shape = [], spec.input
     for layer in spec.layers:
-        shape = _next_shape(spec, layer, shape)
+        layer_type = LAYERS[layer.type]
+        try:
+            layer_type.check_input(shape)
+            shape = layer_type.output_shape(shape, layer.options)
+        except LayerError as error:
+            raise SpecError(spec.source, str(error), layer.index, error.field) from None
         shapes.append(shape)
     return shapes
-
-
-def _next_shape(spec: NetworkSpec, layer: LayerSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
-    src, i, o = spec.source, layer.index, layer.options
-    spatial = len(shape) == 3
-    if layer.type in ("conv2d", "maxpool2d", "flatten") and not spatial:
-        raise SpecError(
-            src, f"{layer.type} needs a [channels, height, width] input, got {list(shape)}", i, "type"
-        )
-    if layer.type == "dense" and spatial:
-        raise SpecError(
-            src, f"dense needs a vector input, got {list(shape)}: add a flatten layer first", i, "type"
-        )
-    if layer.type == "conv2d":
-        k = o["kernel"]
-        if k > shape[1] or k > shape[2]:
-            raise SpecError(src, f"kernel {k} is larger than the {shape[1]}x{shape[2]} input", i, "kernel")
-        return (o["filters"], shape[1] - k + 1, shape[2] - k + 1)
-    if layer.type == "maxpool2d":
-        s = o["size"]
-        if shape[1] % s or shape[2] % s:
-            raise SpecError(src, f"size {s} does not divide the {shape[1]}x{shape[2]} input", i, "size")
-        return (shape[0], shape[1] // s, shape[2] // s)
-    if layer.type == "flatten":
-        return (prod(shape),)
-    if layer.type == "dense":
-        return (o["units"],)
-    return shape
 
 
 def forward_terms(spec: NetworkSpec) -> int:
     """Multiply-adds of one sample's forward pass: the size of the element-wise expressions."""
     terms, shape = 0, spec.input
     for layer, out in zip(spec.layers, layer_shapes(spec), strict=True):
-        if layer.type == "conv2d":
-            terms += prod(out) * shape[0] * layer.options["kernel"] ** 2
-        elif layer.type == "dense":
-            terms += prod(out) * shape[0]
-        else:
-            terms += prod(out)
+        terms += LAYERS[layer.type].work(shape, out, layer.options)
         shape = out
     return terms
 
@@ -258,13 +204,19 @@ def _check_structure(spec: NetworkSpec) -> None:
             last.index,
             "type",
         )
-    if spec.loss == "bce" and last.type != "sigmoid":
+    needed = LOSSES[spec.loss].reads_logit_of
+    if needed is not None and last.type != needed:
         raise SpecError(
-            src, "bce needs a sigmoid output layer (the loss is computed from its logit)", field="loss"
+            src,
+            f"{spec.loss} needs a {needed} output layer (the loss is computed from its logit)",
+            field="loss",
         )
-    if sum(layer.type == "flatten" for layer in spec.layers) > 1:
-        second = [layer for layer in spec.layers if layer.type == "flatten"][1]
-        raise SpecError(src, "only one flatten layer is allowed", second.index, "type")
+    for name, layer_type in LAYERS.items():
+        of_type = [layer for layer in spec.layers if layer.type == name]
+        if layer_type.at_most is not None and len(of_type) > layer_type.at_most:
+            allowed = "only one" if layer_type.at_most == 1 else f"at most {layer_type.at_most}"
+            extra = of_type[layer_type.at_most]
+            raise SpecError(src, f"{allowed} {name} layer is allowed", extra.index, "type")
     entries = prod(spec.input)
     if entries > MAX_TERMS:
         raise SpecError(
@@ -289,7 +241,7 @@ def _check_structure(spec: NetworkSpec) -> None:
             f"its parameters (limit {MAX_CHAIN:,}): use fewer or narrower layers, or fewer sigmoid "
             f"layers; {SUGGESTION}",
             layer.index,
-            "units" if layer.type == "dense" else "filters",
+            LAYERS[layer.type].width_field or "type",
         )
 
 
@@ -304,24 +256,9 @@ def chain_products(spec: NetworkSpec) -> tuple[int, LayerSpec | None]:
     paths = np.ones(shapes[-1], dtype=object)  # per entry, paths to L; Python integers never overflow
     worst, where = 0, None
     for layer, before in zip(reversed(spec.layers), reversed(shapes[:-1]), strict=True):
-        if layer.type == "sigmoid":
-            paths = paths * 2
-        elif layer.type == "flatten":
-            paths = paths.reshape(before)
-        elif layer.type == "maxpool2d":
-            size = layer.options["size"]
-            paths = paths.repeat(size, axis=1).repeat(size, axis=2)
-        elif layer.type == "dense":  # W[i, j] and B[j] reach L through Z[j]; F[i] through every Z[j]
-            worst, where = max((worst, where), (max(paths), layer), key=lambda pair: pair[0])
-            paths = np.full(before, sum(paths), dtype=object)
-        elif layer.type == "conv2d":  # W[f, c, m, n] and B[f] reach L through every Z[f, i, j]
-            per_filter = max(sum(paths[f].ravel()) for f in range(paths.shape[0]))
-            worst, where = max((worst, where), (per_filter, layer), key=lambda pair: pair[0])
-            k = layer.options["kernel"]
-            padded = np.zeros((paths.shape[0], before[1] + k - 1, before[2] + k - 1), dtype=object)
-            padded[:, k - 1 : k - 1 + paths.shape[1], k - 1 : k - 1 + paths.shape[2]] = paths
-            through = sum(padded[:, m : m + before[1], n : n + before[2]] for m in range(k) for n in range(k))
-            paths = np.broadcast_to(through.sum(axis=0), before).copy()
+        paths, reach = LAYERS[layer.type].chain_paths(paths, before, layer.options)
+        if reach > worst:  # only a layer with parameters reports a reach
+            worst, where = reach, layer
     return worst, where
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 from gradproof.derive import texpr as tx
 
 
+def gradient_name(name: str) -> str:
+    """The name of the gradient of tensor ``name``: ``Z1`` -> ``dZ1`` (``dL/dZ1``)."""
+    return f"d{name}"
+
+
 def tensor_label(name: str) -> str:
     """``dZ1`` reads as ``dL/dZ1``; other names as themselves."""
     if name.startswith("d") and len(name) > 1 and name[1].isupper():

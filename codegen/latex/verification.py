@@ -24,19 +24,10 @@ from gradproof.codegen.latex.names import Names
 from gradproof.codegen.latex.printer import LatexReading
 from gradproof.derive import layers as kinds
 from gradproof.derive.network import Network, Step, gradient_name
-from gradproof.derive.prover import ProofRecord
+from gradproof.derive.prover import ProofRecord, network_uses
 
 _ENTRY = re.compile(r"dL/d(\w+)\[([0-9,]+)\]")
 
-LAYER_WORDS = {
-    "conv2d": "Convolution",
-    "dense": "Dense layer",
-    "relu": "ReLU",
-    "sigmoid": "Sigmoid",
-    "maxpool2d": "Max-pooling",
-    "flatten": "Flatten",
-}
-LOSS_WORDS = {"bce": "Cross-entropy loss", "mse": "Quadratic cost"}
 # What the rule kind of a layer (derive.layers) says about its local obligation.
 KIND_WORDS = {
     kinds.BILINEAR: "the layer is bilinear",
@@ -80,12 +71,23 @@ class Verification:
                 return step
         raise VerificationError(f"{record.level} record {record.name!r} names no rule of the network")
 
-    def step_reading(self, tensor: str, layer: str) -> Step:
-        """The step of type ``layer`` that reads ``tensor`` (the step a convention is checked on)."""
-        for step in self.network.steps:
-            if step.input.name == tensor and step.layer is not None and step.layer.type == layer:
+    def step_checked(self, record: ProofRecord) -> Step:
+        """The step a convention record is checked on: it reads the record's tensor and brings its key."""
+        for step in self.network.steps[:-1]:
+            keys = {c.key for c in step.rule.conventions}
+            if step.input.name == record.tensor and record.key in keys:
                 return step
-        raise VerificationError(f"no {layer} layer reads {tensor!r}")
+        raise VerificationError(f"no layer that brings {record.key!r} reads {record.tensor!r}")
+
+    def math(self, latex: str) -> str:
+        return _math(latex)
+
+    def obligations(self) -> dict:
+        """The identities, lemmas and conventions the network's types bring, by key."""
+        declared = {use.obligation.key: use.obligation for use in network_uses(self.network)}
+        for step in self.network.steps[:-1]:
+            declared.update({c.key: c for c in step.rule.conventions})
+        return declared
 
     def rule(self, record: ProofRecord) -> str:
         """The rule a local or end-to-end record proves, typeset: ``$\\partial L/\\partial W_{1} = ...$``."""
@@ -112,12 +114,6 @@ class Verification:
     def typeset(self, record: ProofRecord) -> tuple[str, str]:
         """What ``record`` proves and how, both as LaTeX text (math in math mode)."""
         by_key = {
-            "sigmoid-bce": self.sigmoid_bce,
-            "bce-logit": self.bce_logit,
-            "sigmoid-derivative": self.sigmoid_derivative,
-            "window-max": self.window_max,
-            "relu-kink": self.relu_kink,
-            "pooling-ties": self.pooling_ties,
             "local": self.local,
             "end-to-end": self.end_to_end,
             "count": self.count,
@@ -125,80 +121,14 @@ class Verification:
         }
         if record.key in by_key:
             return by_key[record.key](record)
+        declared = self.obligations()
+        if record.key in declared:
+            return declared[record.key].typeset(record, self)
         raise VerificationError(f"cannot typeset the {record.level} record {record.name!r} ({record.key!r})")
-
-    def sigmoid_bce(self, record: ProofRecord) -> tuple[str, str]:
-        z, a, y = self.logit_names()
-        loss = rf"$\ell = -\bigl({y} \log {a} + (1 - {y}) \log(1 - {a})\bigr)$"  # long: may break
-        output = _math(rf"{a} = \sigma({z})")
-        product = _math(rf"\partial \ell/\partial {a} \cdot \partial {a}/\partial {z} = {a} - {y}")
-        what = f"Sigmoid with cross-entropy: for {output} and the loss {loss} of one sample, {product}."
-        how = (
-            rf"with $e^{{-{z}}}$ written as one positive symbol, SymPy's \texttt{{cancel}} reduces the "
-            "difference of the two sides to $0$ exactly."
-        )
-        return what, how
-
-    def bce_logit(self, record: ProofRecord) -> tuple[str, str]:
-        z, _, y = self.logit_names()
-        textbook = rf"-\bigl({y} \log \sigma({z}) + (1 - {y}) \log(1 - \sigma({z}))\bigr)"
-        logit = rf"\log(1 + e^{{{z}}}) - {y} {z}"
-        what = "Cross-entropy from the logit: " + _math(f"{textbook} = {logit}") + "."
-        how = (
-            rf"the two sides have the same derivative with respect to ${z}$ (exact cancellation, with "
-            rf"$e^{{-{z}}}$ written as one positive symbol) and the same value at ${z} = 0$."
-        )
-        return what, how
-
-    def sigmoid_derivative(self, record: ProofRecord) -> tuple[str, str]:
-        lemma = r"\mathrm{d}\sigma(t)/\mathrm{d}t = \sigma(t)\,\bigl(1 - \sigma(t)\bigr)"
-        what = "Sigmoid derivative: for " + _math(r"\sigma(t) = 1/(1 + e^{-t})") + f", {_math(lemma)}."
-        how = r"exact cancellation, with $e^{-t}$ written as one positive symbol."
-        return what, how
-
-    def window_max(self, record: ProofRecord) -> tuple[str, str]:
-        side = record.window
-        k = side * side
-        maximum = rf"\partial \max(t_{{0}}, \dots, t_{{{k - 1}}})/\partial t_{{i}}"
-        lemma = _math(maximum + r" = \prod_{j \ne i} H(t_{i} - t_{j})")
-        what = (
-            rf"Derivative of the maximum of a ${side} \times {side}$ window: {lemma} wherever no two of the "
-            r"$t_{j}$ are equal, $H$ being the unit step."
-        )
-        how = (
-            r"exact evaluation. Both sides depend only on which of the other entries exceed $t_{i}$, and "
-            rf"each of the $2^{{{k - 1}}}$ such patterns is evaluated for each of the ${k}$ choices of $i$."
-        )
-        return what, how
-
-    def relu_kink(self, record: ProofRecord) -> tuple[str, str]:
-        step = self.step_reading(record.tensor, "relu")
-        z, upstream = self.sym(record.tensor), self.names.inline(step.upstream.name)
-        zero = _math(f"{self.grad(record.tensor)} = 0")
-        what = (
-            rf"$\operatorname{{ReLU}}'(0) = 0$ at ${z}$: the rule gives {zero} where ${z} = 0$, and passes "
-            rf"${upstream}$ on where ${z} = 1$."
-        )
-        how = (
-            rf"exact evaluation of the rule with every entry of ${z}$ equal to $0$, then to $1$, and every "
-            rf"entry of ${upstream}$ equal to $1$."
-        )
-        return what, how
-
-    def pooling_ties(self, record: ProofRecord) -> tuple[str, str]:
-        self.step_reading(record.tensor, "maxpool2d")
-        a, side = self.sym(record.tensor), record.window
-        what = (
-            rf"Pooling ties at ${a}$: a ${side} \times {side}$ window of ${a}$ whose maximum is tied "
-            r"routes its whole gradient to the first maximum in row-major order, as PyTorch's "
-            r"\texttt{max\_pool2d} does."
-        )
-        how = r"exact evaluation of the rule on every tied window with entries in $\{0, 1, 2\}$."
-        return what, how
 
     def local(self, record: ProofRecord) -> tuple[str, str]:
         step = self.step(record)
-        head = LAYER_WORDS[step.layer.type] if step.layer else LOSS_WORDS[self.network.spec.loss]
+        head = step.rule.display
         theta = self.names.entry(record.target, ("k",))
         if step.upstream is None:
             derivative = rf"\partial {self.names.loss}/\partial {theta}"

@@ -1,0 +1,41 @@
+"""flatten: a row-major reshape to one vector per sample (a linear layer)."""
+
+# ruff: noqa: E501 - the LaTeX words keep the line breaks of the documents they print
+
+from __future__ import annotations
+
+from math import prod
+
+from gradproof.derive import texpr as tx
+from gradproof.derive.layers.base import LINEAR, Context, Declaration, LayerType, Options, Shape
+from gradproof.derive.texpr import Reshape
+
+
+class Flatten(LayerType):
+    name = "flatten"
+    kind = LINEAR
+    summary = "row-major reshape to a vector"
+    stem = "F"
+    numbered = False
+    input_rank = "spatial"
+    at_most = 1  # its output is F, unnumbered
+    display = "Flatten"
+    output_meaning = "flattened features"
+    prose = {
+        "input": r"""\paragraph{Flatten.} It has no parameters: it only reads the entries of $\VAR{inp}$ in row-major order into one
+vector per sample. The gradient is read back in the same order into the shape of $\VAR{inp}$.
+""",
+    }
+
+    def output_shape(self, shape: Shape, options: Options) -> Shape:
+        return (prod(shape),)
+
+    def chain_paths(self, paths, before, options):
+        return paths.reshape(before), 0
+
+    def declare(self, ctx: Context) -> Declaration:
+        a, g = ctx.input, ctx.upstream
+        return Declaration(Reshape(a, (tx.BATCH, prod(a.shape[1:]))), {a.name: Reshape(g, a.shape)})
+
+    def latex_operation(self, options: Options, short: bool = False) -> str:
+        return r"\text{flatten}"

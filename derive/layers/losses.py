@@ -1,0 +1,147 @@
+"""The losses: half the squared error, and binary cross-entropy fused with the sigmoid before it."""
+
+# ruff: noqa: E501 - the LaTeX words keep the line breaks of the documents they print
+
+from __future__ import annotations
+
+import sympy as sp
+
+from gradproof.derive.layers.activations import SIGMOID_LEMMA
+from gradproof.derive.layers.base import FUSED, LOSS, Declaration, LossContext, LossType, Obligation, Use
+from gradproof.derive.records import ProofRecord, timed
+from gradproof.derive.symbolic import sigmoid_formula
+from gradproof.derive.texpr import BatchScale, BinaryCrossEntropyWithLogits, Difference, HalfSquaredError
+
+
+class SquaredError(LossType):
+    name = "mse"
+    kind = LOSS
+    summary = "half the squared error"
+    display = "Quadratic cost"
+    latex_operation = r"\tfrac{1}{2}\lVert\cdot\rVert^{2}"
+    latex_conventions = (
+        r"\item The quadratic cost carries its $\frac{1}{2}$, so that its derivative is the plain difference.",
+    )
+    prose_before = r"""\paragraph{Loss.} Let $\ell$ be the quadratic cost of one output entry of one sample, with its $\frac{1}{2}$. Its
+derivative at the output is the prediction error:"""
+
+    def declare(self, ctx: LossContext) -> Declaration:
+        out, y = ctx.input, ctx.target
+        return Declaration(
+            HalfSquaredError(out, y, ctx.reduction),
+            {out.name: BatchScale(Difference(out, y), ctx.reduction)},
+        )
+
+    def docstring_line(self, logits: str) -> str:
+        return "the loss is half the squared error, 0.5 * sum((output - Y) ** 2);"
+
+
+# ------------------------------------------------------------ sigmoid + BCE
+
+
+def prove_sigmoid_bce() -> ProofRecord:
+    record = ProofRecord(
+        "identity",
+        "dL/dA * dA/dZ = A - Y",
+        "for L = -(Y log A + (1 - Y) log(1 - A)), A = sigmoid(Z): dL/dA * dA/dZ = A - Y",
+        1,
+        "exact simplification (sympy.cancel)",
+        key="sigmoid-bce",
+    )
+
+    def check():
+        z = sp.Symbol("Z", real=True)
+        y, a = sp.symbols("Y A", real=True)
+        loss = -(y * sp.log(a) + (1 - y) * sp.log(1 - a))
+        product = loss.diff(a).subs(a, sigmoid_formula(z)) * sigmoid_formula(z).diff(z)
+        e = sp.Symbol("e", positive=True)  # e = exp(-Z): both sides are rational in e
+        holds = sp.cancel(sp.together((product - (sigmoid_formula(z) - y)).subs(sp.exp(-z), e))) == 0
+        return holds, None if holds else "dL/dZ"
+
+    return timed(record, check)
+
+
+def typeset_sigmoid_bce(record: ProofRecord, doc) -> tuple[str, str]:
+    z, a, y = doc.logit_names()
+    loss = rf"$\ell = -\bigl({y} \log {a} + (1 - {y}) \log(1 - {a})\bigr)$"  # long: may break
+    output = doc.math(rf"{a} = \sigma({z})")
+    product = doc.math(rf"\partial \ell/\partial {a} \cdot \partial {a}/\partial {z} = {a} - {y}")
+    what = f"Sigmoid with cross-entropy: for {output} and the loss {loss} of one sample, {product}."
+    how = (
+        rf"with $e^{{-{z}}}$ written as one positive symbol, SymPy's \texttt{{cancel}} reduces the "
+        "difference of the two sides to $0$ exactly."
+    )
+    return what, how
+
+
+def prove_logit_form() -> ProofRecord:
+    record = ProofRecord(
+        "identity",
+        "BCE from the logit",
+        "-(Y log sigmoid(Z) + (1 - Y) log(1 - sigmoid(Z))) = log(1 + exp(Z)) - Y Z",
+        1,
+        "equal derivatives (exact) and equal values at Z = 0",
+        key="bce-logit",
+    )
+
+    def check():
+        z, y = sp.symbols("Z Y", real=True)
+        textbook = -(y * sp.log(sigmoid_formula(z)) + (1 - y) * sp.log(1 - sigmoid_formula(z)))
+        logit_form = sp.log(1 + sp.exp(z)) - y * z
+        e = sp.Symbol("e", positive=True)  # e = exp(-Z)
+        slope = (textbook.diff(z) - logit_form.diff(z)).subs({sp.exp(-z): e, sp.exp(z): 1 / e})
+        same_slope = sp.cancel(sp.together(slope)) == 0
+        same_at_zero = sp.expand(sp.expand_log((textbook - logit_form).subs(z, 0), force=True)) == 0
+        return same_slope and same_at_zero, None if same_slope and same_at_zero else "L"
+
+    return timed(record, check)
+
+
+def typeset_logit_form(record: ProofRecord, doc) -> tuple[str, str]:
+    z, _, y = doc.logit_names()
+    textbook = rf"-\bigl({y} \log \sigma({z}) + (1 - {y}) \log(1 - \sigma({z}))\bigr)"
+    logit = rf"\log(1 + e^{{{z}}}) - {y} {z}"
+    what = "Cross-entropy from the logit: " + doc.math(f"{textbook} = {logit}") + "."
+    how = (
+        rf"the two sides have the same derivative with respect to ${z}$ (exact cancellation, with "
+        rf"$e^{{-{z}}}$ written as one positive symbol) and the same value at ${z} = 0$."
+    )
+    return what, how
+
+
+SIGMOID_BCE = Obligation("sigmoid-bce", "identity", prove_sigmoid_bce, typeset_sigmoid_bce)
+LOGIT_FORM = Obligation("bce-logit", "identity", prove_logit_form, typeset_logit_form)
+
+
+class SigmoidBCE(LossType):
+    name = "bce"
+    kind = FUSED
+    summary = "binary cross-entropy of the sigmoid, from the logit"
+    reads_logit_of = "sigmoid"
+    display = "Cross-entropy loss"
+    latex_operation = r"\text{BCE}"
+    latex_conventions = (
+        r"""\item The cross-entropy is computed from the logit, never as the logarithm of a rounded probability; the identity of
+  Section~\ref{\VAR{sec}layers-section} is what makes this exact.""",
+    )
+    prose_before = r"""\paragraph{Loss and output.} Let $\ell$ be the cross-entropy of one sample, written with its prediction
+$\VAR{out} = \sigma(\VAR{target})$. Its derivative at the prediction, brought to a common denominator:"""
+    prose_after = r"""The sigmoid's derivative $\VAR{out}\,(1 - \VAR{out})$ (a proven lemma) cancels the denominator, so the product of the
+two factors next to the loss is the prediction error: the \emph{identity} obligation of
+Section~\ref{\VAR{sec}verification-section}. This is also why the loss is computed from the logit $\VAR{target}$: its
+gradient never divides by $\VAR{out}$ or $1 - \VAR{out}$, which can round to $0$.
+"""
+
+    def declare(self, ctx: LossContext) -> Declaration:
+        """BCE of ``sigmoid(Z)`` differentiated at the logit ``Z``: ``dL/dZ = A - Y``."""
+        logits, y, out = ctx.input, ctx.target, ctx.prediction
+        return Declaration(
+            BinaryCrossEntropyWithLogits(logits, y, ctx.reduction),
+            {logits.name: BatchScale(Difference(out, y), ctx.reduction)},
+        )
+
+    def lemmas(self) -> tuple[Use, ...]:
+        return (Use(SIGMOID_BCE), Use(LOGIT_FORM), Use(SIGMOID_LEMMA))
+
+    def docstring_line(self, logits: str) -> str:
+        return f"the loss is binary cross-entropy of sigmoid({logits}), computed from the logit {logits};"

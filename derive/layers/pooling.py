@@ -1,0 +1,169 @@
+"""maxpool2d: the maximum of each window (a selection), with its window lemma and its tie convention."""
+
+# ruff: noqa: E501 - the LaTeX words keep the line breaks of the documents they print
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import sympy as sp
+
+from gradproof.derive.layers.base import (
+    SELECTION,
+    Context,
+    Declaration,
+    Field,
+    LayerError,
+    LayerType,
+    Obligation,
+    Options,
+    Shape,
+    Use,
+)
+from gradproof.derive.records import ProofRecord, concrete, timed
+from gradproof.derive.statement import gradient_name, tensor_label
+from gradproof.derive.symbolic import SymbolicReading, window_lemma_holds
+from gradproof.derive.texpr import MaxPool, RouteMax
+
+
+def prove_window_lemma(size: int) -> ProofRecord:
+    k = size * size
+    record = ProofRecord(
+        "lemma",
+        f"window max derivative ({size}x{size})",
+        f"d max(t_1..t_{k})/dt_i = prod_j H(t_i - t_j) where no two t tie",
+        k * 2 ** (k - 1),
+        "exact evaluation on every ordering pattern",
+        key="window-max",
+        window=size,
+    )
+    return timed(record, lambda: (window_lemma_holds(size), None))
+
+
+def typeset_window_lemma(record: ProofRecord, doc) -> tuple[str, str]:
+    side = record.window
+    k = side * side
+    maximum = rf"\partial \max(t_{{0}}, \dots, t_{{{k - 1}}})/\partial t_{{i}}"
+    lemma = doc.math(maximum + r" = \prod_{j \ne i} H(t_{i} - t_{j})")
+    what = (
+        rf"Derivative of the maximum of a ${side} \times {side}$ window: {lemma} wherever no two of the "
+        r"$t_{j}$ are equal, $H$ being the unit step."
+    )
+    how = (
+        r"exact evaluation. Both sides depend only on which of the other entries exceed $t_{i}$, and "
+        rf"each of the $2^{{{k - 1}}}$ such patterns is evaluated for each of the ${k}$ choices of $i$."
+    )
+    return what, how
+
+
+def _tie_patterns(k: int) -> Iterator[tuple[int, ...]]:
+    """Every window filling with values in {0, 1, 2} that has a tie at its maximum."""
+    for code in range(3**k):
+        values = tuple((code // 3**i) % 3 for i in range(k))
+        if values.count(max(values)) > 1:
+            yield values
+
+
+def prove_pooling_ties(network, step) -> ProofRecord:
+    a, size = step.input, step.layer.options["size"]
+    k = size * size
+    patterns = list(_tie_patterns(k)) if k <= 9 else []
+    record = ProofRecord(
+        "convention",
+        f"pooling ties go to the first maximum ({a.name})",
+        "a window whose maximum is tied routes its whole gradient to the first "
+        "maximum in row-major order (as torch max_pool2d)",
+        len(patterns),
+        "exact evaluation of every tied window over {0, 1, 2}",
+        key="pooling-ties",
+        tensor=a.name,
+        window=size,
+    )
+
+    def check():
+        shape = concrete(a.shape, 1)
+        out_shape = concrete(step.output.shape, 1)
+        upstream = np.empty(out_shape, dtype=object)
+        for n, index in enumerate(np.ndindex(out_shape)):
+            upstream[index] = sp.Integer(n + 1)
+        for values in patterns:
+            window = np.array([sp.Integer(v) for v in values], dtype=object).reshape(size, size)
+            a_values = np.tile(window, (shape[0], shape[1], shape[2] // size, shape[3] // size))
+            env = {a.name: a_values.astype(object), step.upstream.name: upstream}
+            got = SymbolicReading(env, 1)(step.rules[a.name])
+            first = values.index(max(values))
+            for index in np.ndindex(out_shape):
+                b, c, i, j = index
+                block = got[b, c, i * size : (i + 1) * size, j * size : (j + 1) * size].ravel()
+                expected = [upstream[index] if p == first else 0 for p in range(k)]
+                if list(block) != expected:
+                    return False, f"{tensor_label(gradient_name(a.name))} for window {values}"
+        return True, None
+
+    return timed(record, check)
+
+
+def typeset_pooling_ties(record: ProofRecord, doc) -> tuple[str, str]:
+    doc.step_checked(record)
+    a, side = doc.sym(record.tensor), record.window
+    what = (
+        rf"Pooling ties at ${a}$: a ${side} \times {side}$ window of ${a}$ whose maximum is tied "
+        r"routes its whole gradient to the first maximum in row-major order, as PyTorch's "
+        r"\texttt{max\_pool2d} does."
+    )
+    how = r"exact evaluation of the rule on every tied window with entries in $\{0, 1, 2\}$."
+    return what, how
+
+
+WINDOW_LEMMA = Obligation("window-max", "lemma", prove_window_lemma, typeset_window_lemma)
+POOLING_TIES = Obligation("pooling-ties", "convention", prove_pooling_ties, typeset_pooling_ties)
+
+
+class MaxPool2d(LayerType):
+    name = "maxpool2d"
+    kind = SELECTION
+    summary = "maximum of each window, stride = size"
+    fields = (Field("size", "window height, width and stride"),)
+    stem = "P"
+    input_rank = "spatial"
+    conventions = (POOLING_TIES,)
+    display = "Max-pooling"
+    output_meaning = "max-pooled activation"
+    docstring = ("max-pool sends each window's gradient to its first maximum in row-major order;",)
+    latex_conventions = (
+        r"""\item \emph{Pooling ties.} A window whose maximum is tied passes its whole gradient to the first maximum in row-major
+  order, as PyTorch's \texttt{max\_pool2d} does. SymPy's derivative of $\max$ would give every tied entry
+  $\frac{1}{2}$ instead, so a window of four equal values would pass on twice its gradient. Away from ties, the identities are proven for every ordering of a window's values.""",
+    )
+    region = "where no pooling window\nhas a tied maximum"
+    prose = {
+        "input": r"""\paragraph{Max-pooling.} It has no parameters. Each pooled value equals one entry of its window, the window's
+maximum, so its derivative is $1$ for that entry and $0$ for the others. The gradient of each window is therefore
+routed to the position of its maximum, and the other entries of the window receive $0$. A tied maximum sends it to
+the first position in row-major order (Section~\ref{\VAR{conventions_label}}).
+""",
+    }
+
+    def output_shape(self, shape: Shape, options: Options) -> Shape:
+        s = options["size"]
+        if shape[1] % s or shape[2] % s:
+            raise LayerError(f"size {s} does not divide the {shape[1]}x{shape[2]} input", "size")
+        return (shape[0], shape[1] // s, shape[2] // s)
+
+    def chain_paths(self, paths, before, options):
+        size = options["size"]
+        return paths.repeat(size, axis=1).repeat(size, axis=2), 0
+
+    def declare(self, ctx: Context) -> Declaration:
+        a, g, size = ctx.input, ctx.upstream, ctx.options["size"]
+        return Declaration(MaxPool(a, size), {a.name: RouteMax(a, g, size)})
+
+    def lemmas(self, options: Options) -> tuple[Use, ...]:
+        return (Use(WINDOW_LEMMA, (options["size"],)),)
+
+    def latex_operation(self, options: Options, short: bool = False) -> str:
+        if short:
+            return r"\text{pool}"
+        size = options["size"]
+        return rf"\text{{max-pool}}\ {size}{{\times}}{size}"
