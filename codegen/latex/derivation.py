@@ -16,7 +16,7 @@ import dataclasses
 from math import prod
 
 from gradproof.codegen.latex.content import Block, Row
-from gradproof.codegen.latex.entries import EntrySymbols, bce_steps, entry_rows, squared_error_steps
+from gradproof.codegen.latex.entries import EntrySymbols, entry_rows, loss_steps
 from gradproof.codegen.latex.layout import LINE_WIDTH, RHS_WIDTH, break_lines, pack, visible_width
 from gradproof.codegen.latex.names import Names
 from gradproof.codegen.latex.printer import LatexReading, batch_size, definitions, shape_tex
@@ -26,7 +26,6 @@ from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network, Step, gradient_name
 from gradproof.derive.prover import ProofRecord
 
-PARAMETRISED = ("conv2d", "dense")
 FIGURE_WIDTH_CM = 15.6  # the architecture figure's span; the text is about 17 cm wide
 FLOW_WIDTH = 70.0
 ASIDE_WIDTH = 62.0  # a rule and its shapes side by side, with the equation number
@@ -66,9 +65,13 @@ class Derivation:
     def loss_step(self) -> Step:
         return self.network.steps[-1]
 
+    def parametrised(self) -> list[Step]:
+        """The layers with parameters: their outputs are the errors of the error form."""
+        return [s for s in self.layers() if s.params]
+
     @property
     def first_layer(self) -> Step:
-        return next(s for s in self.layers() if s.layer.type in PARAMETRISED)
+        return self.parametrised()[0]
 
     def chain(self) -> list[tx.Tensor]:
         """The forward flow: input, every layer output, the loss."""
@@ -79,20 +82,8 @@ class Derivation:
 
     def operation_name(self, step: Step, short: bool = False) -> str:
         if step.layer is None:
-            return {"bce": r"\text{BCE}", "mse": r"\tfrac{1}{2}\lVert\cdot\rVert^{2}"}[self.spec.loss]
-        kind = step.layer.type
-        if kind == "maxpool2d" and short:
-            return r"\text{pool}"
-        if kind == "maxpool2d":
-            size = step.layer.options["size"]
-            return rf"\text{{max-pool}}\ {size}{{\times}}{size}"
-        return {
-            "conv2d": r"\operatorname{corr}",
-            "dense": r"\text{dense}",
-            "relu": r"\operatorname{ReLU}",
-            "sigmoid": r"\sigma",
-            "flatten": r"\text{flatten}",
-        }[kind]
+            return step.rule.latex_operation
+        return step.rule.latex_operation(step.layer.options, short)
 
     def typeset(self, expr: tx.Expr, atom=None) -> str:
         """The LaTeX reading of ``expr``; ``atom`` prints chosen sub-trees as something else."""
@@ -177,24 +168,10 @@ class Derivation:
             return "target"
         if step is None or step.layer is None:
             return "loss: " + self.loss_step.rule.summary
-        kind = step.layer.type
         if tensor in step.params:
-            if tensor.name == step.params[0].name:
-                return (
-                    "filters (filters, channels, rows, columns)"
-                    if kind == "conv2d"
-                    else "weights (inputs, units)"
-                )
-            return "bias, one per filter" if kind == "conv2d" else "bias, one per unit"
-        with_bias = " plus bias" if len(step.params) > 1 else ""
-        return {
-            "conv2d": "pre-activation: correlation" + with_bias,
-            "dense": "pre-activation: matrix product" + with_bias,
-            "relu": "activation, ReLU",
-            "sigmoid": "activation, sigmoid",
-            "maxpool2d": "max-pooled activation",
-            "flatten": "flattened features",
-        }[kind]
+            return step.parameters[step.params.index(tensor)].meaning
+        with_bias = " plus bias" if any(p.role == "bias" for p in step.parameters) else ""
+        return step.rule.output_meaning + with_bias
 
     def variables(self) -> None:
         rows = [(self.network.input, None), (self.network.target, None)]
@@ -316,10 +293,7 @@ class Derivation:
         step = self.loss_step
         ((target, expr),) = step.rules.items()
         output, y = self.network.output.name, self.network.target.name
-        if self.spec.loss == "bce":
-            steps = bce_steps(self.names, target, y, output, self.label("bce-identity"))
-        else:
-            steps = squared_error_steps(self.names, target, y)
+        steps = loss_steps(self.names, step.forward, target, y, output, self.label("bce-identity"))
         rule = self.equation_rows(self.grad(target), self.typeset(expr), self.label(gradient_name(target)))
         self.blocks.append(Block("loss-gradient", "The loss", [steps, rule], data={"target": target}))
 
@@ -337,7 +311,7 @@ class Derivation:
                     [self.rule_rows(target, expr, self.label(key))],
                     notes=batch_notes(expr, self.batch),
                     data={
-                        "layer": step.layer.type,
+                        "prose": step.rule.prose.get(role(step, target), ""),
                         "target": target,
                         "role": role(step, target),
                         "output": step.output.name,
@@ -358,9 +332,8 @@ class Derivation:
         symbols = EntrySymbols(self.names, tx.tensors_in(expr))
         values = symbols.read(expr)
         upstream = step.upstream.shape
-        group = (
-            upstream[-1] if step.layer.type == "conv2d" else None
-        )  # one row of the output gradient per line
+        conv = len(upstream) == 4  # a layer with spatial outputs: its weight rule is a correlation
+        group = upstream[-1] if conv else None  # one row of the output gradient per line
         rows, notes = entry_rows(
             self.names, weight.name, values, symbols, gradient=True, limit=RHS_WIDTH, group=group
         )
@@ -379,7 +352,6 @@ class Derivation:
                     )
                 ]
             )
-        conv = step.layer.type == "conv2d"
         filters = step.output.shape[1] if conv else 1
         # the indices of an entry of the output gradient, for one sample: a filter and a position, or a unit
         delta_index = ("k,i,j" if filters > 1 else "i,j") if conv else "u"
@@ -406,7 +378,7 @@ class Derivation:
     # ---------------------------------------------------------- error form
 
     def error_form(self) -> None:
-        layers = [s for s in self.layers() if s.layer.type in PARAMETRISED]
+        layers = self.parametrised()
         errors = {s.output.name for s in layers}
 
         def atom(e: tx.Expr) -> str | None:
@@ -436,16 +408,19 @@ class Derivation:
                         (self.names.error(s.output.name), self.names.symbol(s.output.name))
                         for s in reversed(layers)
                     ],
-                    "activations": [
-                        (s.layer.type, self.names.symbol(s.input.name), self.names.symbol(s.output.name))
-                        for s, target, _ in self.plan
-                        if s.layer is not None
-                        and s.layer.type in ("relu", "sigmoid")
-                        and target == s.input.name
-                    ],
+                    "notes": self.derivative_notes(),
                 },
             )
         )
+
+    def derivative_notes(self) -> list[str]:
+        """What each activation's derivative factor in the error form is called, one note per layer type."""
+        pairs: dict[str, tuple[Step, list[tuple[str, str]]]] = {}
+        for s, target, _ in self.plan:
+            if s.layer is not None and target == s.input.name and s.rule.error_note([]) is not None:
+                symbols = (self.names.symbol(s.input.name), self.names.symbol(s.output.name))
+                pairs.setdefault(s.rule.name, (s, []))[1].append(symbols)
+        return [s.rule.error_note(found) for s, found in pairs.values()]
 
     def compose(self, expr: tx.Expr, stop: set[str]) -> tx.Expr:
         """Substitute the rule of every gradient ``expr`` reads, down to the loss or a ``stop`` error."""
@@ -490,17 +465,26 @@ class Derivation:
     # --------------------------------------------------------- conventions
 
     def conventions(self) -> dict:
-        kinds = {s.layer.type for s in self.layers()}
-        relu_inputs = [self.names.symbol(s.input.name) for s in self.layers() if s.layer.type == "relu"]
+        """The conventions the network's types state, each type once, in the order they first appear.
+
+        ``items``: jinja2 sources of the layers' items with their context; ``loss_items``: the loss's;
+        ``regions``: where the identities hold (no ReLU input at 0, no tied window).
+        """
+        inputs: dict[str, tuple[Step, list[str]]] = {}
+        for s in self.layers():
+            inputs.setdefault(s.rule.name, (s, []))[1].append(self.names.symbol(s.input.name))
+        items = [
+            {"source": source, "data": s.rule.latex_convention_data(found)}
+            for s, found in inputs.values()
+            for source in s.rule.latex_conventions
+        ]
+        loss = self.loss_step.rule
         return {
-            "relu": "relu" in kinds,
-            "relu_inputs": relu_inputs,
-            "maxpool": "maxpool2d" in kinds,
-            "pooled": [self.names.symbol(s.input.name) for s in self.layers() if s.layer.type == "maxpool2d"],
-            "conv": "conv2d" in kinds,
-            "sigmoid": "sigmoid" in kinds,
+            "items": items,
+            "loss_items": [{"source": source, "data": {}} for source in loss.latex_conventions],
+            "regions": [s.rule.region for s, _ in inputs.values() if s.rule.region],
             "reduction": self.spec.reduction,
-            "loss": self.spec.loss,
+            "loss_prose": {"before": loss.prose_before, "after": loss.prose_after},
         }
 
     # --------------------------------------------------------------- all

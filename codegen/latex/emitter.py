@@ -27,9 +27,15 @@ from gradproof.derive.prover import ProofRecord
 TEMPLATES = Path(__file__).parent.parent / "templates"
 
 
+@jinja2.pass_environment
+def _render(env: jinja2.Environment, source: str, context: dict | None = None, **extra) -> str:
+    """The ``render`` filter: a layer type's jinja2 words (``derive.layers``) in this environment."""
+    return env.from_string(source).render(**(context or {}), **extra)
+
+
 def environment() -> jinja2.Environment:
     """Jinja2 with LaTeX-safe delimiters: ``\\BLOCK{}``, ``\\VAR{}``, ``\\#{}``, ``%-`` lines."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         block_start_string=r"\BLOCK{",
         block_end_string="}",
@@ -45,6 +51,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["render"] = _render
+    return env
 
 
 def _tidy(text: str) -> str:

@@ -163,6 +163,15 @@ def bce_steps(names: Names, logit: str, target: str, output: str, label: str) ->
     ]
 
 
+def loss_steps(names: Names, loss: tx.Expr, logit: str, target: str, output: str, label: str) -> list[Row]:
+    """The per-sample loss and its derivative, step by step, by the loss's operation."""
+    if isinstance(loss, tx.BinaryCrossEntropyWithLogits):
+        return bce_steps(names, logit, target, output, label)
+    if isinstance(loss, tx.HalfSquaredError):
+        return squared_error_steps(names, logit, target)
+    raise TypeError(f"no step-by-step derivative of the loss {type(loss).__name__}")
+
+
 def squared_error_steps(names: Names, output: str, target: str) -> list[Row]:
     """The per-sample quadratic cost (with its 1/2) and SymPy's derivative of it at the output."""
     o, y = sp.Symbol(output, real=True), sp.Symbol(target, real=True)

@@ -45,6 +45,13 @@ def _shape_text(shape: tx.Shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def conventions(network: Network) -> list[str]:
+    """What the module's docstring states: each layer type's conventions once, then the loss's."""
+    lines = [line for step in network.steps[:-1] for line in step.rule.docstring]
+    loss = network.steps[-1]
+    return list(dict.fromkeys(lines)) + [loss.rule.docstring_line(loss.input.name)]
+
+
 def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     reading = NumpyReading()
     forward_steps = [s for s in network.steps if s.output.name != LOSS_NAME]
@@ -70,10 +77,10 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     ordered = [network.input.name] + [s.output.name for s in forward_steps]
 
     params = []
-    for p in network.params:
-        is_bias = len(p.shape) == 1
-        fan_in = prod(p.shape[1:]) if len(p.shape) == 4 else p.shape[0]
-        params.append({"name": p.name, "shape": _shape_text(p.shape), "is_bias": is_bias, "fan_in": fan_in})
+    for step in network.steps:
+        for p, declared in zip(step.params, step.parameters, strict=True):
+            shape, fan_in = _shape_text(p.shape), declared.fan_in
+            params.append({"name": p.name, "shape": shape, "is_bias": fan_in is None, "fan_in": fan_in})
 
     shapes = [
         f"{t.name} {_shape_text(t.shape)}"
@@ -89,9 +96,8 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         .get_template("network.py.j2")
         .render(
             name=network.spec.name,
-            loss=network.spec.loss,
+            conventions=conventions(network),
             reduction=network.spec.reduction,
-            logits=loss_step.input.name,
             shapes=shapes,
             uses_windows=bool(reading.helpers & {"correlate", "correlate_weight"}),
             params=params,
