@@ -265,7 +265,11 @@ def torch_step(spec, params: dict, X, Y):
             value = tf.max_pool2d(value, layer.options["size"])
         elif layer.type == "flatten":
             value = value.flatten(1)
+        else:  # timing a different network than the generated one would be a silent lie
+            raise ValueError(f"the torch contender has no layer type {layer.type!r}")
     target = torch.from_numpy(Y)
+    if spec.loss not in ("bce", "mse"):
+        raise ValueError(f"the torch contender has no loss {spec.loss!r}")
     if spec.loss == "bce":
         loss = tf.binary_cross_entropy_with_logits(logits, target, reduction="sum")
     else:
@@ -390,6 +394,8 @@ def flops(spec, batch: int) -> int:
             total += 3 * outputs + (0 if last and fused else 3 * outputs)
         elif layer.type == "maxpool2d":
             total += (layer.options["size"] ** 2 - 1) * outputs
+        elif layer.type != "flatten":
+            raise ValueError(f"no FLOP count for layer type {layer.type!r}")
         shape = out
     total += 3 * shape[0]  # the loss and its gradient
     return total * batch

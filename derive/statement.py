@@ -29,9 +29,10 @@ class TextReading:
     """
 
     SELF_BRACKETED = (tx.Difference, tx.OneMinus)
+    name = "text"
 
     def __call__(self, expr: tx.Expr) -> str:
-        return getattr(self, f"read_{type(expr).__name__}")(expr)
+        return tx.reading_method(self, expr)(expr)
 
     def _operand(self, operand: tx.Expr, parent: tx.Expr, loosest: int = tx.POSTFIX) -> str:
         printed = self(operand)

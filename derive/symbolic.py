@@ -293,6 +293,8 @@ def symbol_array(name: str, shape: tuple[int, ...], **assumptions) -> np.ndarray
 class SymbolicReading:
     """Evaluate expressions entry by entry, given arrays for the named tensors."""
 
+    name = "symbolic"
+
     def __init__(self, env: Mapping[str, np.ndarray], batch: int):
         self.env = env
         self.batch = batch
@@ -300,8 +302,7 @@ class SymbolicReading:
 
     def __call__(self, expr: tx.Expr) -> np.ndarray:
         if expr not in self._cache:
-            method = getattr(self, f"read_{type(expr).__name__}")
-            value = method(expr)
+            value = tx.reading_method(self, expr)(expr)
             expected = _concrete(expr.shape, self.batch)
             assert value.shape == expected, (type(expr).__name__, value.shape, expected)
             self._cache[expr] = value

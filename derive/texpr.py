@@ -5,7 +5,10 @@ knows nothing of SymPy, NumPy or LaTeX: each of those is a *reading* of it
 (symbolic ``derive.symbolic``, plain text ``derive.statement``, NumPy
 ``codegen.numpy.printer``, LaTeX ``codegen.latex.printer``), with one method
 per node class. ``OPERATIONS`` lists the classes so that a test can check every
-reading covers every operation. Each class declares its ``Printing``
+reading covers every operation. An operation declared elsewhere (for a new layer type) carries its
+readings itself, as methods ``read_<reading>(reading)`` (``read_symbolic``, ``read_text``,
+``read_numpy``, ``read_latex``), as SymPy's printers fall back to an object's own ``_latex``;
+``reading_method`` finds either. Each class declares its ``Printing``
 properties once; the printers bracket by comparing them.
 
 Shapes are tuples of ints, batch-first: a batched tensor's leading dimension
@@ -431,6 +434,18 @@ OPERATIONS: tuple[type[Expr], ...] = (
     BinaryCrossEntropyWithLogits,
     HalfSquaredError,
 )
+
+
+def reading_method(reading, expr: Expr):
+    """``reading``'s method for ``expr``: its own ``read_<Op>``, else the one the operation carries."""
+    op = type(expr).__name__
+    method = getattr(reading, f"read_{op}", None)
+    if method is not None:
+        return method
+    carried = getattr(expr, f"read_{reading.name}", None)
+    if carried is None:
+        raise TypeError(f"the {reading.name} reading has no read_{op}, and {op} has no read_{reading.name}")
+    return lambda e: carried(reading)
 
 
 def tensors_in(expr: Expr) -> list[Tensor]:

@@ -53,11 +53,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gradproof.derive.spec import builtin_names
 from tests import reference_numeric as ref
 from tests.test_generated_numeric import CHUNKINGS, chunked_by_hand, sample, torch_loss
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = ("small_cnn", "mlp", "sigmoid_cnn", "sigmoid_cnn3")
+NETWORKS = tuple(builtin_names())
 SECONDS_PER_MUTANT = 20  # a mutant that runs longer counts as caught (a hanging test fails too)
 
 Path_ = tuple[tuple[str, int | None], ...]  # fields from the module root to a node

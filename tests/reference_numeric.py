@@ -40,6 +40,8 @@ def init(layers: list[dict], input_shape: list[int], rng) -> tuple[dict, list]:
             shape = [shape[0], shape[1] // s, shape[2] // s]
         elif kind == "flatten":
             shape = [int(np.prod(shape))]
+        elif kind not in ("relu", "sigmoid"):
+            raise ValueError(f"the loop reference has no layer type {kind!r}")
     return params, shape
 
 
@@ -96,6 +98,8 @@ def forward_sample(layers, params, x):
 def sample_loss_and_output_gradient(loss: str, trace, y):
     """Per-sample loss and its gradient with respect to the last layer's input or output."""
     out = trace[-1][2]
+    if loss not in ("bce", "mse"):
+        raise ValueError(f"the loop reference has no loss {loss!r}")
     if loss == "bce":
         logits = trace[-1][1]
         value = sum(
@@ -158,6 +162,8 @@ def backward_sample(trace, params, upstream, skip_last):
                                     grads[f"W{k}"][f, c, m, n] += x[c, i + m, j + n] * g[f, i, j]
                                     back[c, i + m, j + n] += w[f, c, m, n] * g[f, i, j]
             g = back
+        else:
+            raise ValueError(f"the loop reference has no layer type {kind!r}")
     return grads
 
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as tf
 
+from gradproof.derive.spec import builtin_names
 from tests import reference_numeric as ref
 
-NETWORKS = ["small_cnn", "mlp", "sigmoid_cnn", "sigmoid_cnn3"]
+NETWORKS = builtin_names()
 SPECS = Path(__file__).resolve().parent.parent / "derive" / "networks"
 EPS = 1e-3
 
@@ -112,8 +113,12 @@ def torch_loss(spec: dict, params: dict, X: np.ndarray, Y: np.ndarray):
             value = tf.max_pool2d(value, layer["size"])
         elif kind == "flatten":
             value = value.flatten(1)
+        else:
+            raise ValueError(f"the torch reference has no layer type {kind!r}")
     reduction = spec.get("reduction", "mean")
     target = torch.tensor(Y)
+    if spec["loss"] not in ("bce", "mse"):
+        raise ValueError(f"the torch reference has no loss {spec['loss']!r}")
     if spec["loss"] == "bce":
         loss = tf.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
         if reduction == "mean":  # torch averages over every entry; gradproof over the batch

@@ -237,7 +237,10 @@ class Derivation:
             for e in [step.forward, *step.rules.values()]:
                 used |= {type(node) for node in walk(e)}
         meanings = definitions(self.names.sample)
-        return [meanings[t] for t in tx.OPERATIONS if t in used and t in meanings]
+        known = [meanings[t] for t in tx.OPERATIONS if t in used and t in meanings]
+        # an operation declared outside the language carries its own definition
+        carried = sorted((t for t in used - set(tx.OPERATIONS) if hasattr(t, "latex_definition")), key=str)
+        return known + [t.latex_definition(self.names.sample) for t in carried]
 
     # -------------------------------------------------------- chain rule
 

@@ -65,6 +65,8 @@ def bracket_depth(latex: str) -> int:
 class LatexReading:
     """Typeset an expression; ``atom(expr)`` may return a string to print a sub-tree as is."""
 
+    name = "latex"
+
     def __init__(
         self,
         names: Names,
@@ -86,7 +88,7 @@ class LatexReading:
         replaced = self.atom(expr)
         if replaced is not None:
             return replaced
-        return getattr(self, f"read_{type(expr).__name__}")(expr)
+        return tx.reading_method(self, expr)(expr)
 
     def wrap(self, inner: str) -> str:
         """``(inner)`` in this reading's brackets."""
@@ -116,7 +118,7 @@ class LatexReading:
             return self.wrap(text)
         return text
 
-    def _apply(self, head: str, *args: str) -> str:
+    def apply(self, head: str, *args: str) -> str:
         """``head(arg, ...)`` with this reading's brackets (a sized bracket hugs the head)."""
         wrapped = self.wrap(r",\, ".join(args))
         return head + (r"\!" if wrapped.startswith(r"\left") else "") + wrapped
@@ -125,10 +127,10 @@ class LatexReading:
         return self.names.inline(e.name) if self.inline else self.names.tensor(e.name)
 
     def read_Correlate(self, e: tx.Correlate) -> str:
-        return self._apply(r"\operatorname{corr}", self(e.x), self(e.kernel))
+        return self.apply(r"\operatorname{corr}", self(e.x), self(e.kernel))
 
     def read_FullConvolve(self, e: tx.FullConvolve) -> str:
-        return self._apply(r"\operatorname{conv}_{\mathrm{full}}", self(e.grad), self(e.kernel))
+        return self.apply(r"\operatorname{conv}_{\mathrm{full}}", self(e.grad), self(e.kernel))
 
     def read_MatMul(self, e: tx.MatMul) -> str:
         return rf"{self._operand(e.a, e)} \cdot {self._operand(e.b, e)}"
@@ -143,7 +145,7 @@ class LatexReading:
 
     def read_Reshape(self, e: tx.Reshape) -> str:
         target = TIGHT_TIMES.join(str(self.batch) if d == tx.BATCH and self.batch else str(d) for d in e.dims)
-        return self._apply(rf"\operatorname{{reshape}}_{{{target}}}", self(e.a))
+        return self.apply(rf"\operatorname{{reshape}}_{{{target}}}", self(e.a))
 
     def read_SumAxes(self, e: tx.SumAxes) -> str:
         letters = axis_letters(len(e.a.shape), self.names.sample)
@@ -171,19 +173,19 @@ class LatexReading:
         return rf"\frac{{1}}{{N}} {self._operand(e.a, e)}"
 
     def read_Relu(self, e: tx.Relu) -> str:
-        return self._apply(r"\operatorname{ReLU}", self(e.a))
+        return self.apply(r"\operatorname{ReLU}", self(e.a))
 
     def read_StepMask(self, e: tx.StepMask) -> str:
         return rf"\mathbf{{1}}[{self(e.a)} > 0]"
 
     def read_Sigmoid(self, e: tx.Sigmoid) -> str:
-        return self._apply(r"\sigma", self(e.a))
+        return self.apply(r"\sigma", self(e.a))
 
     def read_MaxPool(self, e: tx.MaxPool) -> str:
-        return self._apply(rf"\operatorname{{maxpool}}_{{{e.size}\times {e.size}}}", self(e.a))
+        return self.apply(rf"\operatorname{{maxpool}}_{{{e.size}\times {e.size}}}", self(e.a))
 
     def read_RouteMax(self, e: tx.RouteMax) -> str:
-        return self._apply(rf"\operatorname{{route}}_{{{e.size}\times {e.size}}}", self(e.a), self(e.grad))
+        return self.apply(rf"\operatorname{{route}}_{{{e.size}\times {e.size}}}", self(e.a), self(e.grad))
 
     def _reduce(self, reduction: str) -> str:
         over = rf"\sum_{{{self.names.sample}}}"

@@ -18,11 +18,13 @@ class NumpyReading:
     right-hand side of a difference is bracketed unless it binds at least as tightly as a postfix.
     """
 
+    name = "numpy"
+
     def __init__(self) -> None:
         self.helpers: set[str] = set()
 
     def __call__(self, expr: tx.Expr) -> str:
-        return getattr(self, f"read_{type(expr).__name__}")(expr)
+        return tx.reading_method(self, expr)(expr)
 
     def _operand(self, operand: tx.Expr, parent: tx.Expr, loosest: int = tx.POSTFIX) -> str:
         printed = self.number(operand)
