@@ -1,44 +1,53 @@
 """The ``gradproof`` command: prove, build, check, networks.
 
-Exit codes: 0 everything holds, 1 a proof failed or outputs drifted (or a
-hand-edited file blocks a build, or the outputs cannot be written), 2 bad input
-(usage, spec, or a network too large to prove entry by entry).
+Exit codes: 0 everything holds; 1 a proof failed, outputs drifted or are stale, or a hand-edited
+file blocks a build; 2 bad input (usage, a spec, the project's [tool.gradproof] table, or a
+network too large to prove entry by entry); 3 an I/O error (outputs cannot be read or written).
+When the reader of the output goes away (``gradproof check | head -1``) the rest of the output is
+dropped quietly and the exit code still tells the outcome.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-import tomllib
+from collections import defaultdict
 from pathlib import Path
 
 import sympy
 from tqdm import tqdm
 
+import gradproof
+from gradproof.codegen import manifest
+from gradproof.codegen.project import Project, ProjectError, build_command, find, load_spec
 from gradproof.derive import prover
 from gradproof.derive.network import Network, build
-from gradproof.derive.spec import SpecError, builtin_names, load
+from gradproof.derive.spec import SpecError, builtin_names
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_IO = 0, 1, 2, 3
 DEFAULT_NETWORK = "small_cnn"
 
 
-def project_root() -> Path:
-    """The checkout gradproof runs from (an editable install), else the working directory."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+def say(line: str = "") -> None:
+    """Print a line of output; once the reader has gone, drop the rest quietly."""
+    try:
+        print(line)
+    except BrokenPipeError:
+        _drop_stdout()
 
 
-def declared_specs(root: Path) -> list[str]:
-    """Built-in networks plus the spec files listed in ``[tool.gradproof] specs``."""
-    pyproject = root / "pyproject.toml"
-    extra: list[str] = []
-    if pyproject.is_file():
-        config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        extra = [str(root / p) for p in config.get("tool", {}).get("gradproof", {}).get("specs", [])]
-    return builtin_names() + extra
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so buffered lines and later output vanish instead of raising."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _prove(network: Network, quiet: bool) -> tuple[list[prover.ProofRecord], float]:
@@ -63,43 +72,41 @@ def _format_ms(seconds: float) -> str:
 
 
 def print_table(network: Network, records: list[prover.ProofRecord], seconds: float, verbose: bool) -> None:
-    print(f"gradproof: {network.spec.name} ({network.spec.source}; sympy {sympy.__version__})")
-    print(f"  {'verdict':8} {'level':11} {'obligation':46} {'entries':>7} {'time':>12}")
+    say(f"gradproof: {network.spec.name} ({network.spec.source}; sympy {sympy.__version__})")
+    say(f"  {'verdict':8} {'level':11} {'obligation':46} {'entries':>7} {'time':>12}")
     for r in records:
         verdict = "proven" if r.holds else "FAILED"
-        print(f"  {verdict:8} {r.level:11} {r.name:46} {r.entries:7d} {_format_ms(r.seconds):>12}")
+        say(f"  {verdict:8} {r.level:11} {r.name:46} {r.entries:7d} {_format_ms(r.seconds):>12}")
         if verbose or not r.holds:
-            print(f"{'':22}{r.statement}")
-            print(f"{'':22}method: {r.method}")
+            say(f"{'':22}{r.statement}")
+            say(f"{'':22}method: {r.method}")
         if r.failing:
-            print(f"{'':22}first failing entry: {r.failing}")
+            say(f"{'':22}first failing entry: {r.failing}")
         for entry in r.entry_names:
-            print(f"{'':22}{entry}  {'proven' if r.holds else '-'}")
+            say(f"{'':22}{entry}  {'proven' if r.holds else '-'}")
     failed = sum(not r.holds for r in records)
-    print(f"{len(records)} obligations: {len(records) - failed} proven, {failed} failed in {seconds:.2f} s")
+    proven = len(records) - failed
+    say(f"{plural(len(records), 'obligation')}: {proven} proven, {failed} failed in {seconds:.2f} s")
 
 
-def _load(reference: str) -> Network:
-    return build(load(reference))
+def _load(reference: str, project: Project | None = None) -> Network:
+    """A network by name or spec path (relative to the working directory, then to the project root)."""
+    return build(load_spec(project or Project(Path.cwd(), False), reference))
 
 
 def cmd_prove(args) -> int:
     network = _load(args.network)
     records, seconds = _prove(network, quiet=args.json)
     if args.json:
-        json.dump(
-            {
-                "network": network.spec.name,
-                "source": network.spec.source,
-                "sympy": sympy.__version__,
-                "holds": prover.all_hold(records),
-                "seconds": seconds,
-                "records": [r.as_dict() for r in records],
-            },
-            sys.stdout,
-            indent=2,
-        )
-        print()
+        report = {
+            "network": network.spec.name,
+            "source": network.spec.source,
+            "sympy": sympy.__version__,
+            "holds": prover.all_hold(records),
+            "seconds": seconds,
+            "records": [r.as_dict() for r in records],
+        }
+        say(json.dumps(report, indent=2))
     else:
         print_table(network, records, seconds, args.verbose)
     return EXIT_OK if prover.all_hold(records) else EXIT_FAILED
@@ -111,40 +118,92 @@ def cmd_networks(args) -> int:
         spec = network.spec
         chain = " -> ".join([network.input.name] + [s.output.name for s in network.steps])
         marker = " (default)" if name == DEFAULT_NETWORK else ""
-        print(
+        say(
             f"{name}{marker}: input {list(spec.input)}, {spec.loss}/{spec.reduction}, "
             f"{network.parameter_count} parameters: {chain}"
         )
     return EXIT_OK
 
 
+def _networks(project: Project, named: list[str], default: str | None) -> list[Network]:
+    """The networks named on the command line, else those the project declares, else ``default``."""
+    if named:
+        references = named
+    elif not project.configured and default is None:
+        raise ProjectError(
+            f"no pyproject.toml with a [tool.gradproof] table in {project.root} or above: name the "
+            'networks to check, or declare your specs there: [tool.gradproof] specs = ["specs/my_net.toml"]'
+        )
+    elif project.configured:
+        references = project.declared()
+        if not references:
+            raise ProjectError(
+                f"{project.root / 'pyproject.toml'}: [tool.gradproof] declares no networks: "
+                'list your spec files, e.g. specs = ["specs/my_net.toml"]'
+            )
+    else:
+        references = [default]
+    networks = [_load(r, project) for r in references]
+    sources: dict[str, str] = {}
+    for network in networks:
+        spec = network.spec
+        if spec.name in sources and sources[spec.name] != spec.source:
+            raise ProjectError(
+                f"{sources[spec.name]} and {spec.source} both define a network named {spec.name!r} "
+                "and would write the same files; rename one (its `name` field)"
+            )
+        sources[spec.name] = spec.source
+    return networks
+
+
+def _project(args) -> Project:
+    return find(Path.cwd(), args.root)
+
+
 def cmd_build(args) -> int:
     from gradproof.codegen.outputs import render_all
     from gradproof.codegen.writing import HandEditedError, write_all
 
-    network = _load(args.network)
-    records, seconds = _prove(network, quiet=False)
-    if not prover.all_hold(records):
-        print_table(network, records, seconds, verbose=False)
-        print("gradproof: not emitting: a proof failed", file=sys.stderr)
-        return EXIT_FAILED
-    outputs = render_all(network, records)
-    root = Path(args.out) if args.out else project_root()
+    project = _project(args)
+    networks = _networks(project, [args.network] if args.network else [], default=DEFAULT_NETWORK)
+    root = Path(args.out) if args.out else project.root
+    previous = manifest.read(root)
+    outputs: dict[str, str] = {}
+    built: dict[str, manifest.Entry] = {}
+    summaries = []
+    for network in networks:
+        records, seconds = _prove(network, quiet=False)
+        if not prover.all_hold(records):
+            print_table(network, records, seconds, verbose=False)
+            print(f"gradproof: not emitting: a proof of {network.spec.name} failed", file=sys.stderr)
+            return EXIT_FAILED
+        rendered = render_all(network, records)
+        outputs.update(rendered)
+        built[network.spec.name] = manifest.Entry(network.spec.source, tuple(sorted(rendered)))
+        summaries.append((network.spec.name, len(records), seconds, len(rendered)))
+    stale = [s.path for s in manifest.stale(root, built, previous, everything=False)]
+    outputs[manifest.FILENAME] = manifest.render(manifest.updated(root, previous, built))
     try:
-        changed = write_all(root, outputs, force=args.force)
+        changed = write_all(root, outputs, force=args.force, remove=tuple(stale))
     except HandEditedError as error:
         print(f"gradproof: {error}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as error:
-        print(
-            f"gradproof: cannot write the outputs, the previous files are left as they were: {error}",
-            file=sys.stderr,
+        message = f"cannot write the outputs, the previous files are left as they were: {error}"
+        print(f"gradproof: error: {message}", file=sys.stderr)
+        return EXIT_IO
+    changed_names = {p.relative_to(root).as_posix() for p in changed}
+    for name, count, seconds, files in summaries:
+        written = sum(f in changed_names for f in built[name].files)
+        say(
+            f"gradproof: {name}: {plural(count, 'obligation')} proven in {seconds:.2f} s; "
+            f"{plural(files, 'file')}, {written} written under {root}"
         )
-        return EXIT_FAILED
-    print(
-        f"gradproof: {network.spec.name}: {len(records)} obligations proven in {seconds:.2f} s; "
-        f"{len(outputs)} files, {len(changed)} written under {root}"
-    )
+    for relative in stale:
+        if relative in changed_names:
+            say(f"gradproof: removed {relative} (no longer written)")
+    if manifest.FILENAME in changed_names:
+        say(f"gradproof: wrote {manifest.FILENAME} (commit it with the outputs)")
     return EXIT_OK
 
 
@@ -152,36 +211,83 @@ def cmd_check(args) -> int:
     from gradproof.codegen.outputs import render_all
     from gradproof.codegen.writing import compare
 
-    root = project_root()
-    references = args.networks or declared_specs(root)
+    project = _project(args)
+    root = project.root
+    networks = _networks(project, args.networks, default=None)
+    previous = manifest.read(root)
+    built: dict[str, manifest.Entry] = {}
+    hints: dict[str, set[str]] = defaultdict(set)  # reason -> build commands
     problems = 0
-    for reference in references:
-        network = _load(reference)
+    for network in networks:
+        name, command = network.spec.name, build_command(network.spec)
         records, seconds = _prove(network, quiet=False)
         failed = [r for r in records if not r.holds]
-        drifts = compare(root, render_all(network, records)) if not failed else []
+        rendered = render_all(network, records) if not failed else {}
+        drifts = compare(root, rendered)
+        built[name] = manifest.Entry(network.spec.source, tuple(sorted(rendered)))
         for r in failed:
-            print(f"{network.spec.name}: FAILED {r.level} {r.name}: {r.failing}")
+            say(f"{name}: FAILED {r.level} {r.name}: {r.failing}")
+            hints["failed"].add(command)
         for d in drifts:
-            print(f"{network.spec.name}: {d.reason}: {d.path.relative_to(root)}")
+            say(f"{name}: {d.reason}: {d.path.relative_to(root).as_posix()}")
+            hints[d.reason].add(command)
         status = "ok" if not failed and not drifts else "FAILED"
-        print(
-            f"{network.spec.name}: {len(records)} obligations, {len(failed)} failed, "
-            f"{len(drifts)} files drifted ({seconds:.2f} s) {status}"
+        say(
+            f"{name}: {plural(len(records), 'obligation')}, {len(failed)} failed, "
+            f"{plural(len(drifts), 'file')} drifted ({seconds:.2f} s) {status}"
         )
         problems += len(failed) + len(drifts)
+    if not hints["failed"]:
+        by_name = {n.spec.name: n for n in networks}
+        for item in manifest.stale(root, built, previous, everything=not args.networks):
+            problems += 1
+            if item.network in by_name:
+                say(f"{item.network}: stale: {item.path} (written by an earlier build, not written now)")
+                hints["stale"].add(build_command(by_name[item.network].spec))
+            else:
+                source = f", from {item.spec}," if item.spec else ""
+                say(f"{item.network}: stale: {item.path} ({item.network}{source} is not declared)")
+                hints["undeclared"].add(item.path)
+        for d in compare(root, {manifest.FILENAME: manifest.render(manifest.updated(root, previous, built))}):
+            problems += 1
+            say(f"{d.reason}: {manifest.FILENAME}")
+            hints["manifest"].add(d.reason)
     if problems:
-        print(
-            "gradproof check: drift or failed proofs; run `gradproof build NETWORK` after review",
-            file=sys.stderr,
-        )
+        _print_hints(hints, configured=project.configured)
     return EXIT_OK if not problems else EXIT_FAILED
 
 
+def _print_hints(hints: dict[str, set[str]], configured: bool) -> None:
+    def err(line: str) -> None:
+        print(f"gradproof check: {line}", file=sys.stderr)
+
+    if hints["failed"]:
+        err("a proof failed: the rule or the spec is wrong; nothing was compared")
+    regenerate = sorted(hints["differs"] | hints["missing"] | hints["stale"])
+    for command in regenerate:
+        err(f"regenerate after review: {command}")
+    for command in sorted(hints["hand-edited"]):
+        err(f"hand-edited files are overwritten only when forced: {command} --force")
+    if hints["undeclared"]:
+        files = " ".join(sorted(hints["undeclared"]))
+        where = "[tool.gradproof] specs in pyproject.toml" if configured else "a [tool.gradproof] table"
+        err(f"files of networks not declared in {where}: declare their spec, or delete them: git rm {files}")
+    if "hand-edited" in hints["manifest"]:
+        err(f"{manifest.FILENAME} was edited by hand: gradproof build --force (rewrites it)")
+    elif hints["manifest"] and not regenerate:
+        err(f"{manifest.FILENAME} is out of date: gradproof build (rewrites it)")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="gradproof", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="gradproof",
+        description=__doc__.splitlines()[0],
+        epilog="exit codes: 0 ok, 1 failed proof, drift or stale output, 2 bad input, 3 I/O error",
+    )
+    top.add_argument("--version", action="version", version=f"gradproof {gradproof.__version__}")
     commands = top.add_subparsers(dest="command", required=True)
     network_help = f"built-in network name or path to a spec .toml (default {DEFAULT_NETWORK})"
+    root_help = "project root (default: nearest directory upward whose pyproject.toml has [tool.gradproof])"
 
     p = commands.add_parser("prove", help="prove every obligation of a network")
     p.add_argument("network", nargs="?", default=DEFAULT_NETWORK, help=network_help)
@@ -190,13 +296,20 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_prove)
 
     p = commands.add_parser("build", help="prove, then write the NumPy module and LaTeX derivation")
-    p.add_argument("network", nargs="?", default=DEFAULT_NETWORK, help=network_help)
+    p.add_argument(
+        "network",
+        nargs="?",
+        help="built-in network name or path to a spec .toml (default: the project's declared networks, "
+        f"outside a project {DEFAULT_NETWORK})",
+    )
+    p.add_argument("--root", help=root_help)
     p.add_argument("--out", help="write under this directory instead of the project root")
-    p.add_argument("--force", action="store_true", help="overwrite generated files edited by hand")
+    p.add_argument("--force", action="store_true", help="overwrite or delete hand-edited generated files")
     p.set_defaults(run=cmd_build)
 
     p = commands.add_parser("check", help="re-prove and compare every generated file with the disk")
-    p.add_argument("networks", nargs="*", help="networks or specs (default: all declared)")
+    p.add_argument("networks", nargs="*", help="networks or specs (default: those the project declares)")
+    p.add_argument("--root", help=root_help)
     p.set_defaults(run=cmd_check)
 
     p = commands.add_parser("networks", help="list the built-in networks")
@@ -206,12 +319,25 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        code = _run(argv)
+    except BrokenPipeError:  # output written outside say(): --help, --version, a usage message
+        _drop_stdout()
+        code = EXIT_OK
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
         args = parser().parse_args(argv)
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code else EXIT_OK
     try:
         return args.run(args)
-    except SpecError as error:
+    except (SpecError, ProjectError) as error:
         print(f"gradproof: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (RecursionError, MemoryError) as error:
@@ -222,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        print(f"gradproof: error: cannot read or write the outputs: {error}", file=sys.stderr)
+        return EXIT_IO
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gradproof.codegen import cli
+from gradproof.codegen import cli, manifest
 from gradproof.codegen.outputs import render_all
+from gradproof.codegen.writing import with_header
 from gradproof.derive import prover
 from gradproof.derive.network import build
 from gradproof.derive.spec import builtin_names, load
@@ -25,7 +26,8 @@ def copied_root(tmp_path, monkeypatch):
         if (ROOT / folder).is_dir():
             shutil.copytree(ROOT / folder, tmp_path / folder)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    monkeypatch.setattr(cli, "project_root", lambda: tmp_path)
+    shutil.copy(ROOT / "gradproof-manifest.toml", tmp_path / "gradproof-manifest.toml")
+    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
@@ -60,6 +62,42 @@ def test_build_never_overwrites_a_hand_edit_without_force(copied_root, capsys):
     assert path.read_text() == (ROOT / "generated" / "small_cnn.py").read_text()
 
 
+def _generated_file(root, relative, network, body):
+    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+    (root / relative).write_text(with_header(relative, network, body))
+
+
+def test_check_reports_a_generated_file_it_would_not_write_now(copied_root, capsys):
+    _generated_file(copied_root, "generated/old_net.py", "old_net", "x = 1\n")
+    assert cli.main(["check", "mlp"]) == 0  # a subset check leaves other networks' files alone
+    capsys.readouterr()
+    assert cli.main(["check"]) == 1
+    captured = capsys.readouterr()
+    assert "old_net: stale: generated/old_net.py (old_net is not declared)" in captured.out
+    assert "git rm generated/old_net.py" in captured.err
+
+
+def test_build_removes_the_files_of_its_network_that_it_no_longer_writes(copied_root, capsys):
+    listed = "docs/derivations/mlp/dP1.tex"
+    _generated_file(copied_root, listed, "mlp", "% from an older mlp\n")
+    _generated_file(copied_root, "generated/mlp_extra.py", "mlp", "y = 2\n")
+    entries = manifest.read(copied_root)
+    entries["mlp"] = manifest.Entry(entries["mlp"].spec, (*entries["mlp"].files, listed))
+    (copied_root / manifest.FILENAME).write_text(manifest.render(entries))
+    assert cli.main(["check", "mlp"]) == 1
+    out = capsys.readouterr().out
+    assert f"mlp: stale: {listed} (written by an earlier build, not written now)" in out
+    assert "mlp: stale: generated/mlp_extra.py" in out
+
+    (copied_root / listed).write_text((copied_root / listed).read_text() + "% my note\n")
+    assert cli.main(["build", "mlp"]) == 1  # a hand-edited stale file is deleted only with --force
+    assert "--force" in capsys.readouterr().err and (copied_root / listed).is_file()
+    assert cli.main(["build", "mlp", "--force"]) == 0
+    assert not (copied_root / listed).exists() and not (copied_root / "generated" / "mlp_extra.py").exists()
+    assert (copied_root / manifest.FILENAME).read_text() == (ROOT / manifest.FILENAME).read_text()
+    assert cli.main(["check", "mlp"]) == 0
+
+
 def test_build_out_writes_a_fresh_tree(tmp_path):
     assert cli.main(["build", "mlp", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "generated" / "mlp.py").read_text() == (ROOT / "generated" / "mlp.py").read_text()
@@ -68,6 +106,7 @@ def test_build_out_writes_a_fresh_tree(tmp_path):
 DIGEST = """
 import hashlib, sys
 from gradproof.codegen.outputs import render_all
+from gradproof.codegen.writing import with_header
 from gradproof.derive import prover
 from gradproof.derive.network import build
 from gradproof.derive.spec import builtin_names, load

@@ -120,7 +120,7 @@ def test_the_cli_reports_a_failed_write_and_keeps_the_previous_build(tmp_path, m
     before = snapshot(tmp_path)
     monkeypatch.setattr(writing.os, "replace", failing_after(1, OSError(13, "Permission denied")))
     capsys.readouterr()
-    assert cli.main(["build", "mlp", "--out", str(tmp_path)]) == 1
+    assert cli.main(["build", "mlp", "--out", str(tmp_path)]) == cli.EXIT_IO == 3
     err = capsys.readouterr().err
     assert "cannot write the outputs" in err and "Permission denied" in err
     assert err.count("\n") == 1

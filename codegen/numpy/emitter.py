@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 
 from gradproof.codegen.numpy.printer import HELPER_ORDER, HELPERS, NumpyReading
+from gradproof.codegen.project import build_command
 from gradproof.codegen.writing import with_header
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import LOSS_NAME, Network, Step, gradient_name
@@ -97,6 +98,7 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         .render(
             name=network.spec.name,
             conventions=conventions(network),
+            build_command=build_command(network.spec),
             reduction=network.spec.reduction,
             shapes=shapes,
             uses_windows=bool(reading.helpers & {"correlate", "correlate_weight"}),
