@@ -289,3 +289,32 @@ def test_editable_install_checks_its_own_builtins_only_in_its_own_repository():
     result = run(command, "check", "mlp", cwd=ROOT / "docs")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mlp: 17 obligations" in result.stdout
+
+
+HOSTILE_STYLE = """
+[tool.ruff]
+line-length = 60
+
+[tool.ruff.format]
+quote-style = "single"
+
+[tool.black]
+line-length = 60
+"""
+
+
+def test_the_users_formatters_leave_the_generated_files_unchanged(tmp_path):
+    """Real ruff and black, with the defaults and with a project style far from gradproof's own."""
+    repo = make_repository(tmp_path / "paper")
+    assert run(_editable_gradproof(), "build", cwd=repo).returncode == 0
+    files = sorted(str(p.relative_to(repo)) for p in (repo / "generated").glob("*.py"))
+    before = {f: (repo / f).read_bytes() for f in files}
+    tools = [["ruff", "format", "--no-cache"], ["black", "-q"]]
+    for style in ("", HOSTILE_STYLE):
+        (repo / "pyproject.toml").write_text(PYPROJECT + style)
+        for tool in tools:
+            subprocess.run([sys.executable, "-m", *tool, "."], cwd=repo, check=True, capture_output=True)
+            assert {f: (repo / f).read_bytes() for f in files} == before, (tool, style)
+    lint = [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", *files]
+    assert subprocess.run(lint, cwd=repo, capture_output=True, text=True).returncode == 0
+    assert run(_editable_gradproof(), "check", cwd=repo).returncode == 0

@@ -152,7 +152,7 @@ def im2col(x, oh, ow):
     Yields (samples, columns) with columns[s, (c, m, k), (i, j)] = x[samples][s, c, i+m, j+k]:
     one row per kernel entry (c, m, k), holding the input shifted by (m, k).
     """
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     kh, kw = h - oh + 1, w - ow + 1
     shifted = as_strided(x, x.shape[:2] + (kh, kw, oh, ow), x.strides + x.strides[2:])  # a view
     for samples in sample_blocks(shifted):
@@ -237,7 +237,7 @@ def route_max(a, g, size):
     earlier candidate, so a tied window routes like torch's max_pool2d). The gradient of each
     window goes to that row, then within the row to that column; a block of samples at a time.
     """
-    n, c, h, w = a.shape
+    _, c, h, w = a.shape
     routed = np.empty(a.shape, dtype=g.dtype)
     for samples in sample_blocks(a):
         columns = a[samples].reshape(-1, size).T.copy()  # columns[q]: entry q of each window row
