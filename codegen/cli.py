@@ -1,4 +1,4 @@
-"""The ``gradproof`` command: prove, build, check, networks.
+"""The gradproof command: prove, build, check, networks.
 
 Exit codes: 0 everything holds; 1 a proof failed, outputs drifted or are stale, or a hand-edited
 file blocks a build; 2 bad input (usage, a spec, the project's [tool.gradproof] table, or a

@@ -72,7 +72,8 @@ def _configured(root: Path, pyproject: Path, table: dict) -> Project:
             raise ProjectError(f"{pyproject}: {TABLE} {key}: unknown key (known: {known})")
     specs = table.get("specs", [])
     if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
-        raise ProjectError(f"{pyproject}: {TABLE} specs: must be {KEYS['specs']}, got {specs!r}")
+        fix = f"; write specs = [{specs!r}]".replace("'", '"') if isinstance(specs, str) else ""
+        raise ProjectError(f"{pyproject}: {TABLE} specs: must be {KEYS['specs']}, got {specs!r}{fix}")
     builtins = table.get("builtins", False)
     if not isinstance(builtins, bool):
         raise ProjectError(f"{pyproject}: {TABLE} builtins: must be {KEYS['builtins']}, got {builtins!r}")

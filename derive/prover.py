@@ -143,7 +143,9 @@ def network_uses(network: Network) -> list[Use]:
     Identities before lemmas; within a level, in the order the loss and then the layers first
     bring them; uses of one obligation (window lemmas of several sizes) by their arguments.
     """
-    uses: list[Use] = list(network.steps[-1].rule.lemmas())
+    loss = network.steps[-1]
+    (logit,) = loss.rules
+    uses: list[Use] = list(loss.rule.lemmas(logit, network.output.name, network.target.name))
     for step in network.steps[:-1]:
         uses += step.rule.lemmas(step.layer.options)
     unique = list(dict.fromkeys((u.obligation.key, u.args) for u in uses))

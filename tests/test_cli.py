@@ -1,7 +1,15 @@
 """The command line: table, JSON, the list of networks, exit codes."""
 
 import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
+import pytest
+
+from gradproof.codegen import cli
 from gradproof.codegen.cli import main
 
 
@@ -40,3 +48,134 @@ def test_usage_error_exits_two(capsys):
 def test_unknown_network_exits_two(capsys):
     assert main(["prove", "no_such_network"]) == 2
     assert "no_such_network" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ manners
+
+ROOT = Path(__file__).resolve().parent.parent
+GRADPROOF = [sys.executable, "-m", "gradproof.codegen.cli"]
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    """A copy of this repository's outputs, pyproject.toml and manifest, as the working directory."""
+    for folder in ("generated", "docs/derivations"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    for name in ("pyproject.toml", "gradproof-manifest.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_version_is_the_distributions():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = subprocess.run([*GRADPROOF, "--version"], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, f"gradproof {declared}\n")
+
+
+def test_exit_codes_are_distinct_and_documented():
+    codes = (cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_BAD_INPUT, cli.EXIT_IO)
+    assert codes == (0, 1, 2, 3)
+    readme = (ROOT / "README.md").read_text()
+    assert "Exit codes: 0 everything holds; 1 a proof failed" in readme and "3 an I/O error" in readme
+    help_text = " ".join(cli.parser().format_help().split())
+    assert "exit codes: 0 ok, 1 failed proof, drift or stale output, 2 bad input, 3 I/O error" in help_text
+
+
+def test_an_unwritable_out_is_an_io_error(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    assert cli.main(["build", "mlp", "--out", str(tmp_path / "a-file" / "out")]) == 3
+    err = capsys.readouterr().err
+    assert "cannot write the outputs" in err and "a-file" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_spec_and_a_pyproject_with_a_byte_order_mark_are_read(tmp_path, monkeypatch, capsys):
+    spec = (ROOT / "derive" / "networks" / "mlp.toml").read_text()
+    (tmp_path / "net.toml").write_bytes("\ufeff".encode() + spec.replace('"mlp"', '"bom_net"').encode())
+    (tmp_path / "pyproject.toml").write_bytes(b'\xef\xbb\xbf[tool.gradproof]\nspecs = ["net.toml"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["prove", "net.toml"]) == 0
+    assert cli.main(["build"]) == 0
+    assert cli.main(["check"]) == 0
+    assert "bom_net: 17 obligations, 0 failed, 0 files drifted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ('specs = "specs/x.toml"', "[tool.gradproof] specs: must be a list of spec file paths"),
+        (
+            "specs = [1]",
+            "[tool.gradproof] specs: must be a list of spec file paths relative to the project root, got [1]",
+        ),
+        ('builtins = "yes"', "[tool.gradproof] builtins: must be true or false"),
+        ('spec = ["x.toml"]', "[tool.gradproof] spec: unknown key (known: specs, builtins)"),
+        ('specs = ["missing.toml"]', "[tool.gradproof] specs[0]: no such spec file"),
+    ],
+)
+def test_a_wrong_tool_gradproof_value_is_named(tmp_path, monkeypatch, capsys, table, named):
+    (tmp_path / "pyproject.toml").write_text(f"[tool.gradproof]\n{table}\n")
+    monkeypatch.chdir(tmp_path)
+    for command in (["check"], ["build"]):
+        assert cli.main(command) == 2
+        err = capsys.readouterr().err
+        assert named in err and "pyproject.toml" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+def test_a_string_where_the_table_belongs_is_named(tmp_path, monkeypatch, capsys):
+    (tmp_path / "pyproject.toml").write_text('[tool]\ngradproof = "specs/x.toml"\n')
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["check"]) == 2
+    assert "tool.gradproof: must be a table ([tool.gradproof]), got 'specs/x.toml'" in capsys.readouterr().err
+
+
+def test_two_specs_of_one_name_are_bad_input(tmp_path, monkeypatch, capsys):
+    spec = (ROOT / "derive" / "networks" / "mlp.toml").read_text()
+    for name in ("a.toml", "b.toml"):
+        (tmp_path / name).write_text(spec)
+    (tmp_path / "pyproject.toml").write_text('[tool.gradproof]\nspecs = ["a.toml", "b.toml"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["build"]) == 2
+    assert "a.toml and b.toml both define a network named 'mlp'" in capsys.readouterr().err
+
+
+def test_hints_are_true_and_counted(project, capsys):
+    module = project / "generated" / "mlp.py"
+    module.write_text(module.read_text().replace("import numpy as np", "import numpy as np  # mine"))
+    assert cli.main(["check", "mlp"]) == 1
+    captured = capsys.readouterr()
+    assert "mlp: 17 obligations, 0 failed, 1 file drifted" in captured.out
+    assert "hand-edited files are overwritten only when forced: gradproof build mlp --force" in captured.err
+    (project / "docs" / "derivations" / "mlp.tex").unlink()
+    (project / "docs" / "derivations" / "mlp" / "dW1.tex").unlink()
+    assert cli.main(["check", "mlp"]) == 1
+    captured = capsys.readouterr()
+    assert "mlp: 17 obligations, 0 failed, 3 files drifted" in captured.out
+    assert "regenerate after review: gradproof build mlp\n" in captured.err
+    assert cli.main(["build", "mlp", "--force"]) == 0
+    assert cli.main(["check", "mlp"]) == 0
+
+
+def _closed_early(args, cwd, lines_read):
+    """Run the command with a reader that goes away after ``lines_read`` lines (like ``| head -N``)."""
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(lines_read):
+        process.stdout.readline()
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    return process.wait(timeout=300), err
+
+
+def test_a_closed_pipe_ends_the_output_quietly_and_keeps_the_verdict(project):
+    code, err = _closed_early([*GRADPROOF, "networks"], project, lines_read=1)
+    assert (code, err) == (0, "")
+    code, err = _closed_early([*GRADPROOF, "prove", "mlp", "--json"], project, lines_read=0)
+    assert (code, err) == (0, "")
+    code, err = _closed_early([*GRADPROOF, "check", "mlp"], project, lines_read=0)
+    assert (code, err) == (0, "")
+    tex = project / "docs" / "derivations" / "mlp.tex"
+    tex.write_text(tex.read_text() + "%")
+    code, err = _closed_early([*GRADPROOF, "check", "mlp"], project, lines_read=0)
+    assert code == 1 and "Traceback" not in err and "--force" in err

@@ -36,7 +36,7 @@ def test_every_obligation_holds(records):
         ("local", "relu: dL/dZ1", 32, "dL/dA1 ⊙ [Z1 > 0]"),
         ("local", "flatten: dL/dP1", 8, "reshape(dL/dF"),
         ("local", "bce loss: dL/dZ2", 2, "(A2 - Y) / N"),
-        ("identity", "dL/dA * dA/dZ = A - Y", 1, "A - Y"),
+        ("identity", "dL/dA2 * dA2/dZ2 = A2 - Y", 1, "A2 - Y"),
         ("count", "trainable parameters", 15, "exactly 15"),
     ],
 )

@@ -249,7 +249,8 @@ class LossType(Words):
     def declare(self, ctx: LossContext) -> Declaration:  # pragma: no cover - every type overrides
         raise NotImplementedError
 
-    def lemmas(self) -> tuple[Use, ...]:
+    def lemmas(self, logit: str, prediction: str, target: str) -> tuple[Use, ...]:
+        """Network-wide obligations of the loss, stated in the network's names of its tensors."""
         return ()
 
     def docstring_line(self, logits: str) -> str:

@@ -39,24 +39,29 @@ derivative at the output is the prediction error:"""
 # ------------------------------------------------------------ sigmoid + BCE
 
 
-def prove_sigmoid_bce() -> ProofRecord:
+def prove_sigmoid_bce(z: str = "Z", a: str = "A", y: str = "Y") -> ProofRecord:
+    """The identity in the network's names: logit ``z``, prediction ``a = sigmoid(z)``, target ``y``."""
     record = ProofRecord(
         "identity",
-        "dL/dA * dA/dZ = A - Y",
-        "for L = -(Y log A + (1 - Y) log(1 - A)), A = sigmoid(Z): dL/dA * dA/dZ = A - Y",
+        f"dL/d{a} * d{a}/d{z} = {a} - {y}",
+        f"for L = -({y} log {a} + (1 - {y}) log(1 - {a})), {a} = sigmoid({z}): dL/d{a} * d{a}/d{z} = {a} - {y}",
         1,
         "exact simplification (sympy.cancel)",
         key="sigmoid-bce",
     )
 
     def check():
-        z = sp.Symbol("Z", real=True)
-        y, a = sp.symbols("Y A", real=True)
-        loss = -(y * sp.log(a) + (1 - y) * sp.log(1 - a))
-        product = loss.diff(a).subs(a, sigmoid_formula(z)) * sigmoid_formula(z).diff(z)
+        logit = sp.Symbol(z, real=True)
+        target, prediction = sp.symbols(f"{y} {a}", real=True)
+        loss = -(target * sp.log(prediction) + (1 - target) * sp.log(1 - prediction))
+        product = loss.diff(prediction).subs(prediction, sigmoid_formula(logit)) * sigmoid_formula(
+            logit
+        ).diff(logit)
         e = sp.Symbol("e", positive=True)  # e = exp(-Z): both sides are rational in e
-        holds = sp.cancel(sp.together((product - (sigmoid_formula(z) - y)).subs(sp.exp(-z), e))) == 0
-        return holds, None if holds else "dL/dZ"
+        holds = (
+            sp.cancel(sp.together((product - (sigmoid_formula(logit) - target)).subs(sp.exp(-logit), e))) == 0
+        )
+        return holds, None if holds else f"dL/d{z}"
 
     return timed(record, check)
 
@@ -74,13 +79,14 @@ def typeset_sigmoid_bce(record: ProofRecord, doc) -> tuple[str, str]:
     return what, how
 
 
-def prove_logit_form() -> ProofRecord:
+def prove_logit_form(z: str = "Z", y: str = "Y") -> ProofRecord:
+    """The logit form of BCE in the network's names: logit ``z``, target ``y``."""
     record = ProofRecord(
         "identity",
         "BCE from the logit",
-        "-(Y log sigmoid(Z) + (1 - Y) log(1 - sigmoid(Z))) = log(1 + exp(Z)) - Y Z",
+        f"-({y} log sigmoid({z}) + (1 - {y}) log(1 - sigmoid({z}))) = log(1 + exp({z})) - {y} {z}",
         1,
-        "equal derivatives (exact) and equal values at Z = 0",
+        f"equal derivatives (exact) and equal values at {z} = 0",
         key="bce-logit",
     )
 
@@ -140,8 +146,12 @@ gradient never divides by $\VAR{out}$ or $1 - \VAR{out}$, which can round to $0$
             {logits.name: BatchScale(Difference(out, y), ctx.reduction)},
         )
 
-    def lemmas(self) -> tuple[Use, ...]:
-        return (Use(SIGMOID_BCE), Use(LOGIT_FORM), Use(SIGMOID_LEMMA))
+    def lemmas(self, logit: str, prediction: str, target: str) -> tuple[Use, ...]:
+        return (
+            Use(SIGMOID_BCE, (logit, prediction, target)),
+            Use(LOGIT_FORM, (logit, target)),
+            Use(SIGMOID_LEMMA),
+        )
 
     def docstring_line(self, logits: str) -> str:
         return f"the loss is binary cross-entropy of sigmoid({logits}), computed from the logit {logits};"
