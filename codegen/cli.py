@@ -216,7 +216,7 @@ def cmd_check(args) -> int:
     networks = _networks(project, args.networks, default=None)
     previous = manifest.read(root)
     built: dict[str, manifest.Entry] = {}
-    hints: dict[str, set[str]] = defaultdict(set)  # reason -> build commands
+    hints: dict[str, set[str]] = defaultdict(set)  # reason -> build commands (or files)
     problems = 0
     for network in networks:
         name, command = network.spec.name, build_command(network.spec)
@@ -224,34 +224,35 @@ def cmd_check(args) -> int:
         failed = [r for r in records if not r.holds]
         rendered = render_all(network, records) if not failed else {}
         drifts = compare(root, rendered)
-        built[name] = manifest.Entry(network.spec.source, tuple(sorted(rendered)))
+        entry = built[name] = manifest.Entry(network.spec.source, tuple(sorted(rendered)))
+        stale = manifest.stale(root, {name: entry}, previous, everything=False) if not failed else []
         for r in failed:
             say(f"{name}: FAILED {r.level} {r.name}: {r.failing}")
             hints["failed"].add(command)
         for d in drifts:
             say(f"{name}: {d.reason}: {d.path.relative_to(root).as_posix()}")
             hints[d.reason].add(command)
-        status = "ok" if not failed and not drifts else "FAILED"
+        for item in stale:
+            say(f"{name}: stale: {item.path} (written by an earlier build, not written now)")
+            hints["stale"].add(command)
+        status = "ok" if not failed and not drifts and not stale else "FAILED"
         say(
             f"{name}: {plural(len(records), 'obligation')}, {len(failed)} failed, "
-            f"{plural(len(drifts), 'file')} drifted ({seconds:.2f} s) {status}"
+            f"{plural(len(drifts), 'file')} drifted, {len(stale)} stale ({seconds:.2f} s) {status}"
         )
-        problems += len(failed) + len(drifts)
+        problems += len(failed) + len(drifts) + len(stale)
     if not hints["failed"]:
-        by_name = {n.spec.name: n for n in networks}
-        for item in manifest.stale(root, built, previous, everything=not args.networks):
-            problems += 1
-            if item.network in by_name:
-                say(f"{item.network}: stale: {item.path} (written by an earlier build, not written now)")
-                hints["stale"].add(build_command(by_name[item.network].spec))
-            else:
-                source = f", from {item.spec}," if item.spec else ""
-                say(f"{item.network}: stale: {item.path} ({item.network}{source} is not declared)")
-                hints["undeclared"].add(item.path)
+        if not args.networks:  # the files of networks the project no longer declares
+            for item in manifest.stale(root, built, previous, everything=True):
+                if item.network not in built:
+                    source = f", from {item.spec}," if item.spec else ""
+                    say(f"{item.network}: stale: {item.path} ({item.network}{source} is not declared)")
+                    hints["undeclared"].add(item.path)
+                    problems += 1
         for d in compare(root, {manifest.FILENAME: manifest.render(manifest.updated(root, previous, built))}):
-            problems += 1
-            say(f"{d.reason}: {manifest.FILENAME}")
+            say(f"manifest: {d.reason}: {manifest.FILENAME}")
             hints["manifest"].add(d.reason)
+            problems += 1
     if problems:
         _print_hints(hints, configured=project.configured)
     return EXIT_OK if not problems else EXIT_FAILED
