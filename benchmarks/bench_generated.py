@@ -64,10 +64,10 @@ of k x k and an oh x ow output: forward 2*F*oh*ow*C*k^2 + F*oh*ow (bias); weight
 2*F*oh*ow*C*k^2; bias gradient F*oh*ow; input gradient 2*F*oh*ow*C*k^2 only when it is needed
 (not for the first layer). Dense D -> U: forward 2*D*U + U, weight gradient 2*D*U, bias
 gradient U, input gradient 2*D*U when needed. ReLU: 1 per element forward, 1 per element
-backward (the mask product). Sigmoid: 3 per element forward, 3 backward when not fused.
-Max-pool s x s: s^2 - 1 comparisons per output forward; the routing is counted as 0 (torch
-keeps indices; gradproof's rule recomputes them, which is not useful work). Loss: 3 per output
-(BCE from the logit, its gradient) or 3 (half squared error). For ``mnist_cnn8`` this is
+backward (the mask product). Sigmoid: 3 per element forward, 3 backward when not fused. Tanh: 1
+forward, 3 backward. Max-pool s x s: s^2 - 1 comparisons per output forward; the routing is
+counted as 0 (torch keeps indices; gradproof's rule recomputes them, which is not useful work).
+Loss: 3 per output (BCE from the logit, its gradient) or 3 (half squared error). For ``mnist_cnn8`` this is
 about 0.49 MFLOP per sample, 94% of it the two convolutions. GFLOP/s is that count divided by
 the median time, and is set against a square float32/float64 matmul (``--matmul-size``,
 default 1024) measured in the same run with the same threads: the practical peak of the machine.
@@ -261,6 +261,8 @@ def torch_step(spec, params: dict, X, Y):
             value = torch.relu(value)
         elif layer.type == "sigmoid":
             logits, value = value, torch.sigmoid(value)
+        elif layer.type == "tanh":
+            value = torch.tanh(value)
         elif layer.type == "maxpool2d":
             value = tf.max_pool2d(value, layer.options["size"])
         elif layer.type == "flatten":
@@ -392,6 +394,8 @@ def flops(spec, batch: int) -> int:
         elif layer.type == "sigmoid":
             last = index == len(spec.layers) - 1
             total += 3 * outputs + (0 if last and fused else 3 * outputs)
+        elif layer.type == "tanh":
+            total += 4 * outputs  # np.tanh; dA (1 - A A)
         elif layer.type == "maxpool2d":
             total += (layer.options["size"] ** 2 - 1) * outputs
         elif layer.type != "flatten":

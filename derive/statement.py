@@ -84,6 +84,9 @@ class TextReading:
     def read_Sigmoid(self, e: tx.Sigmoid) -> str:
         return f"sigmoid({self(e.a)})"
 
+    def read_Tanh(self, e: tx.Tanh) -> str:
+        return f"tanh({self(e.a)})"
+
     def read_MaxPool(self, e: tx.MaxPool) -> str:
         return f"maxpool{e.size}x{e.size}({self(e.a)})"
 

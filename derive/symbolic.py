@@ -406,6 +406,9 @@ class SymbolicReading:
     def read_Sigmoid(self, e: tx.Sigmoid) -> np.ndarray:
         return _elementwise(sigmoid, self(e.a))
 
+    def read_Tanh(self, e: tx.Tanh) -> np.ndarray:
+        return _elementwise(sp.tanh, self(e.a))  # SymPy's own tanh: its derivative is SymPy's
+
     @staticmethod
     def _windows(a: np.ndarray, s: int):
         """Yield (output index, [input indices of the window in row-major order])."""

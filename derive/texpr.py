@@ -337,6 +337,19 @@ class Sigmoid(Expr):
         return self.a.shape
 
 
+@dataclass(frozen=True)
+class Tanh(Expr):
+    """Element-wise hyperbolic tangent."""
+
+    printing: ClassVar[Printing] = Printing(ATOM, elementwise=True, factor=True)
+
+    a: Expr
+
+    @property
+    def shape(self) -> Shape:
+        return self.a.shape
+
+
 def _pooled_shape(name: str, a: Expr, size: int) -> Shape:
     sa = a.shape
     _require(len(sa) == 4 and sa[2] % size == 0 and sa[3] % size == 0, f"{name}: {sa} / {size}")
@@ -429,6 +442,7 @@ OPERATIONS: tuple[type[Expr], ...] = (
     Relu,
     StepMask,
     Sigmoid,
+    Tanh,
     MaxPool,
     RouteMax,
     BinaryCrossEntropyWithLogits,

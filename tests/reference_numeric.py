@@ -40,7 +40,7 @@ def init(layers: list[dict], input_shape: list[int], rng) -> tuple[dict, list]:
             shape = [shape[0], shape[1] // s, shape[2] // s]
         elif kind == "flatten":
             shape = [int(np.prod(shape))]
-        elif kind not in ("relu", "sigmoid"):
+        elif kind not in ("relu", "sigmoid", "tanh"):
             raise ValueError(f"the loop reference has no layer type {kind!r}")
     return params, shape
 
@@ -78,6 +78,8 @@ def forward_sample(layers, params, x):
             out = np.array([max(0.0, v) for v in value.ravel()]).reshape(value.shape)
         elif kind == "sigmoid":
             out = np.array([_sigmoid(v) for v in value.ravel()]).reshape(value.shape)
+        elif kind == "tanh":
+            out = np.array([math.tanh(v) for v in value.ravel()]).reshape(value.shape)
         elif kind == "maxpool2d":
             s = layer["size"]
             c_count, h, w_ = value.shape
@@ -124,6 +126,10 @@ def backward_sample(trace, params, upstream, skip_last):
             )
         elif kind == "sigmoid":
             g = np.array([gg * o * (1 - o) for gg, o in zip(g.ravel(), out.ravel(), strict=True)]).reshape(
+                x.shape
+            )
+        elif kind == "tanh":
+            g = np.array([gg * (1 - o * o) for gg, o in zip(g.ravel(), out.ravel(), strict=True)]).reshape(
                 x.shape
             )
         elif kind == "flatten":

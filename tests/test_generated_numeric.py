@@ -2,6 +2,7 @@
 
 import importlib
 import tomllib
+import types
 import warnings
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as tf
 
-from gradproof.derive.spec import builtin_names
+from gradproof.codegen.numpy import emitter as numpy_emitter
+from gradproof.derive import prover
+from gradproof.derive.network import build
+from gradproof.derive.spec import builtin_names, parse
 from tests import reference_numeric as ref
 
 NETWORKS = builtin_names()
@@ -109,6 +113,8 @@ def torch_loss(spec: dict, params: dict, X: np.ndarray, Y: np.ndarray):
             value = torch.relu(value)
         elif kind == "sigmoid":
             logits, value = value, torch.sigmoid(value)
+        elif kind == "tanh":
+            value = torch.tanh(value)
         elif kind == "maxpool2d":
             value = tf.max_pool2d(value, layer["size"])
         elif kind == "flatten":
@@ -284,3 +290,47 @@ def test_a_single_sample_is_one_chunk(name):
     assert value == expected_value
     for key in expected:
         np.testing.assert_array_equal(computed[key], expected[key], err_msg=key)
+
+
+# A layer type no built-in network uses is checked on a module built in the test.
+TANH_SPEC = """
+name = "tanh_cnn"
+input = [1, 5, 5]
+loss = "mse"
+[[layers]]
+type = "conv2d"
+filters = 2
+kernel = 2
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "maxpool2d"
+size = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+units = 2
+[[layers]]
+type = "tanh"
+"""
+
+
+def test_a_tanh_network_equals_the_loop_reference_and_torch():
+    network = build(parse(TANH_SPEC, source="<tanh_cnn>"))
+    records = prover.prove(network)
+    assert [r.name for r in records if not r.holds] == []
+    module = types.ModuleType("tanh_cnn")
+    source = numpy_emitter.render(network, records)["generated/tanh_cnn.py"]
+    exec(compile(source, "tanh_cnn.py", "exec"), module.__dict__)  # noqa: S102
+    spec = tomllib.loads(TANH_SPEC)
+    rng = np.random.default_rng(2)
+    params, out_shape = ref.init(spec["layers"], spec["input"], rng)
+    X, Y = rng.normal(size=(4, *spec["input"])), rng.uniform(-1, 1, size=(4, *out_shape))
+    loss, grads = module.loss_and_grads(params, X, Y)
+    for reference in (ref.loss_and_grads, torch_loss):
+        expected_loss, expected = reference(spec, params, X, Y)
+        assert loss == pytest.approx(expected_loss, rel=1e-10)
+        assert grads.keys() == expected.keys()
+        for key in grads:
+            np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-13, err_msg=key)

@@ -462,3 +462,17 @@ def test_a_papers_own_notation_hat_y_and_theta_compiles(tmp_path):
     for text in outputs.values():
         assert "A_{2}" not in text and "W_{1}" not in text
     check_compiles(outputs, tmp_path)
+
+
+@needs_tex
+def test_a_tanh_network_typesets_its_own_words_and_compiles(tmp_path):
+    from tests.test_generated_numeric import TANH_SPEC
+
+    network = build(parse(TANH_SPEC, source="<tanh_cnn>"))
+    outputs = latex_emitter.render(network, prover.prove(network))
+    document = outputs["docs/derivations/tanh_cnn.tex"]
+    assert r"\xrightarrow{\tanh}" in document and r"\paragraph{Tanh.}" in document
+    assert r"Here $1 - A_{2} \odot A_{2} = \tanh'(Z_{2})$ and $1 - A_{1}" in document
+    assert r"\tanh(z) = \frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}" in document
+    assert "ReLU" not in document and "Sigmoid" not in document
+    check_compiles(outputs, tmp_path)

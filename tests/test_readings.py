@@ -67,7 +67,7 @@ LEAVES = {
     CHANNEL: ("C",),
 }
 TARGET = tx.Tensor("Y", ROWS)
-ELEMENTWISE_UNARY = (tx.OneMinus, tx.Relu, tx.StepMask, tx.Sigmoid)
+ELEMENTWISE_UNARY = (tx.OneMinus, tx.Relu, tx.StepMask, tx.Sigmoid, tx.Tanh)
 ELEMENTWISE_BINARY = (tx.Product, tx.Difference)
 
 
@@ -177,6 +177,8 @@ def _evaluate(node: sp.Basic) -> mpmath.mpf:
         return 1 / (1 + mpmath.exp(-args[0]))
     if name == "relu":
         return max(mpmath.mpf(0), args[0])
+    if name == "tanh":
+        return mpmath.tanh(args[0])
     if name in ("window_max", "Max"):
         return max(args)
     if name == "step":
@@ -245,6 +247,7 @@ def _text_namespace(point) -> dict:
         "sum": lambda a, axes: a.sum(axis=axes),
         "relu": lambda a: np.maximum(a, 0),
         "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
+        "tanh": np.tanh,
         "step": lambda a: (a > 0).astype(float),
         "N": BATCH,
         **{name: value.copy() for name, value in point.items()},

@@ -35,8 +35,8 @@ type = "sigmoid"
 CASES = {
     "malformed_toml": (GOOD.replace('loss = "bce"', 'loss = "bce'), ["malformed TOML"]),
     "unknown_layer": (
-        GOOD.replace('type = "relu"', 'type = "tanh"'),
-        ["layers[1].type", "unknown layer type 'tanh'"],
+        GOOD.replace('type = "relu"', 'type = "gelu"'),
+        ["layers[1].type", "unknown layer type 'gelu'"],
     ),
     "unknown_field": (
         GOOD.replace("kernel = 3", "kernel = 3\nstride = 2"),

@@ -249,6 +249,22 @@ units = 1
 [[layers]]
 type = "sigmoid"
 """,
+    "tanh_mlp": """\
+name = "tanh_mlp"
+input = [2]
+loss = "mse"
+reduction = "sum"
+[[layers]]
+type = "dense"
+units = 2
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "dense"
+units = 1
+[[layers]]
+type = "tanh"
+""",
 }
 
 
@@ -523,6 +539,22 @@ CATALOGUE: list[Mutant] = [
         "sigmoid_mlp",
         lambda n: replace_rule(n, "sigmoid", "Z2", lambda s: tx.Product(_g(s), s.output)),
         ("local sigmoid: dL/dZ2", *E2E_ALL_MLP),
+    ),
+    Mutant(
+        "tanh_without_square",
+        "tanh'(z) = 1 - A: the square dropped",
+        "tanh_mlp",
+        lambda n: replace_rule(n, "tanh", "Z1", lambda s: tx.Product(_g(s), tx.OneMinus(s.output))),
+        ("local tanh: dL/dZ1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "tanh_as_sigmoid",
+        "tanh'(z) = A (1 - A): the sigmoid's derivative",
+        "tanh_mlp",
+        lambda n: replace_rule(
+            n, "tanh", "Z2", lambda s: tx.Product(_g(s), tx.Product(s.output, tx.OneMinus(s.output)))
+        ),
+        ("local tanh: dL/dZ2", *E2E_ALL_MLP),
     ),
 ]
 

@@ -181,6 +181,9 @@ class LatexReading:
     def read_Sigmoid(self, e: tx.Sigmoid) -> str:
         return self.apply(r"\sigma", self(e.a))
 
+    def read_Tanh(self, e: tx.Tanh) -> str:
+        return self.apply(r"\tanh", self(e.a))
+
     def read_MaxPool(self, e: tx.MaxPool) -> str:
         return self.apply(rf"\operatorname{{maxpool}}_{{{e.size}\times {e.size}}}", self(e.a))
 
@@ -255,6 +258,7 @@ def definitions(sample: str = "b") -> dict[type[tx.Expr], tuple[str, str]]:
         ),
         tx.Sigmoid: (r"\sigma(z) = \frac{1}{1 + e^{-z}}", "logistic sigmoid, element-wise"),
         tx.Relu: (r"\operatorname{ReLU}(z) = \max(0, z)", "element-wise"),
+        tx.Tanh: (r"\tanh(z) = \frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}", "hyperbolic tangent, element-wise"),
         tx.MaxPool: (
             rf"\operatorname{{maxpool}}_{{{s}\times {s}}}(A)_{{{b},c,i,j}} = "
             rf"\max_{{0 \le p,q < {s}}} A_{{{b},c,{s}i+p,{s}j+q}}",

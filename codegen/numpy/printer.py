@@ -106,6 +106,9 @@ class NumpyReading:
     def read_Sigmoid(self, e: tx.Sigmoid) -> str:
         return self._call("sigmoid", self.number(e.a))
 
+    def read_Tanh(self, e: tx.Tanh) -> str:
+        return f"np.tanh({self.number(e.a)})"
+
     def read_MaxPool(self, e: tx.MaxPool) -> str:
         return self._call("maxpool", self.number(e.a), str(e.size))
 

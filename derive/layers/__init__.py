@@ -9,7 +9,7 @@ class and one ``register`` call (plus one method per reading for each new operat
 
 from __future__ import annotations
 
-from gradproof.derive.layers.activations import ReluLayer, SigmoidLayer
+from gradproof.derive.layers.activations import ReluLayer, SigmoidLayer, TanhLayer
 from gradproof.derive.layers.base import (
     BILINEAR,
     ELEMENTWISE,
@@ -47,7 +47,7 @@ def register(entry: LayerType | LossType) -> LayerType | LossType:
     return entry
 
 
-BUILT_IN = (Conv2d, ReluLayer, SigmoidLayer, MaxPool2d, Flatten, Dense, SigmoidBCE, SquaredError)
+BUILT_IN = (Conv2d, ReluLayer, SigmoidLayer, TanhLayer, MaxPool2d, Flatten, Dense, SigmoidBCE, SquaredError)
 for _entry in BUILT_IN:
     register(_entry())
 

@@ -1,4 +1,4 @@
-"""Element-wise activations: relu (with its convention at the kink) and sigmoid (with its lemma)."""
+"""Element-wise activations: relu (with its convention at the kink), sigmoid (with its lemma), tanh."""
 
 # ruff: noqa: E501 - the LaTeX words keep the line breaks of the documents they print
 
@@ -19,7 +19,7 @@ from gradproof.derive.layers.base import (
 from gradproof.derive.records import ProofRecord, concrete, timed
 from gradproof.derive.statement import gradient_name, tensor_label
 from gradproof.derive.symbolic import SymbolicReading, sigmoid_lemma_holds
-from gradproof.derive.texpr import OneMinus, Product, Relu, Sigmoid, StepMask
+from gradproof.derive.texpr import OneMinus, Product, Relu, Sigmoid, StepMask, Tanh
 
 # ---------------------------------------------------------------------- relu
 
@@ -160,3 +160,34 @@ which the forward pass has already computed.
     def error_note(self, pairs: list[tuple[str, str]]) -> str:
         named = " and ".join(rf"${a} \odot (1 - {a}) = \sigma'({z})$" for z, a in pairs)
         return f"{named}, the derivative of the sigmoid written with its output."
+
+
+# ---------------------------------------------------------------------- tanh
+
+
+class TanhLayer(LayerType):
+    name = "tanh"
+    kind = ELEMENTWISE
+    summary = "hyperbolic tangent, derivative 1 - tanh(z)^2"
+    display = "Tanh"
+    output_meaning = "activation, tanh"
+    prose = {
+        "input": r"""\paragraph{Tanh.} The derivative of the hyperbolic tangent is $\tanh'(z) = 1 - \tanh^{2}(z)$, SymPy's own, and
+$\tanh(\VAR{inp}) = \VAR{out}$, so the derivative is written with the layer's output, which the forward pass has
+already computed.
+""",
+    }
+
+    def chain_paths(self, paths, before, options):
+        return paths * 2, 0  # its derivative 1 - A A repeats its input
+
+    def declare(self, ctx: Context) -> Declaration:
+        z, g, out = ctx.input, ctx.upstream, ctx.output
+        return Declaration(Tanh(z), {z.name: Product(g, OneMinus(Product(out, out)))})
+
+    def latex_operation(self, options: Options, short: bool = False) -> str:
+        return r"\tanh"
+
+    def error_note(self, pairs: list[tuple[str, str]]) -> str:
+        named = " and ".join(rf"$1 - {a} \odot {a} = \tanh'({z})$" for z, a in pairs)
+        return f"{named}, the derivative of tanh written with its output."
