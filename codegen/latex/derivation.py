@@ -17,7 +17,7 @@ from math import prod
 
 from gradproof.codegen.latex.content import Block, Row
 from gradproof.codegen.latex.entries import EntrySymbols, entry_rows, loss_steps
-from gradproof.codegen.latex.layout import LINE_WIDTH, RHS_WIDTH, break_lines, pack, visible_width
+from gradproof.codegen.latex.layout import PAGE, Layout, break_lines, breakable_math, pack, visible_width
 from gradproof.codegen.latex.names import Names
 from gradproof.codegen.latex.printer import LatexReading, batch_size, definitions, shape_tex
 from gradproof.codegen.latex.shapes import ShapeReading, jacobian_shape, per_sample
@@ -26,11 +26,9 @@ from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network, Step, gradient_name
 from gradproof.derive.prover import ProofRecord
 
-FIGURE_WIDTH_CM = 15.6  # the architecture figure's span; the text is about 17 cm wide
-FLOW_WIDTH = 70.0
-ASIDE_WIDTH = 62.0  # a rule and its shapes side by side, with the equation number
-ASIDE_WIDTH_UNNUMBERED = 66.0  # the flow X -> Z1 -> ... in one centred line when it fits
 JACOBIAN_PHANTOM = r"\vphantom{\frac{\partial x_{1}}{\partial x_{1}}}"  # equal depth under every factor
+LEFT_WIDTH = 6.0  # the left side the widths of a layout allow for: a fraction such as dL/dW1
+ROW_GAP_CM = 2.6  # between two rows of the architecture figure: parameters, node, shape
 SHAPES = r"\text{shapes:}"
 TIMES = r" \times "
 
@@ -38,8 +36,9 @@ TIMES = r" \times "
 class Derivation:
     """Everything a network's document shows."""
 
-    def __init__(self, network: Network, records: list[ProofRecord]):
+    def __init__(self, network: Network, records: list[ProofRecord], layout: Layout = PAGE):
         self.network = network
+        self.layout = layout
         self.records = records
         self.spec = network.spec
         self.names = Names(self.spec.notation)
@@ -89,9 +88,16 @@ class Derivation:
         """The LaTeX reading of ``expr``; ``atom`` prints chosen sub-trees as something else."""
         return LatexReading(self.names, atom=atom, batch=self.batch)(expr)
 
-    def equation_rows(self, left: str, latex: str, label: str | None = None) -> list[Row]:
-        """``left = latex``, broken into a first row and continuation rows when it does not fit one line."""
-        lines = break_lines(latex, RHS_WIDTH)
+    def equation_rows(
+        self, left: str, latex: str, label: str | None = None, limit: float | None = None
+    ) -> list[Row]:
+        """``left = latex``, broken into a first row and continuation rows when it does not fit one line.
+
+        A left side wider than a fraction such as dL/dW1 leaves the first row that much less room.
+        """
+        limit = limit or self.layout.rhs
+        first = limit - max(0.0, visible_width(left) - LEFT_WIDTH)
+        lines = break_lines(latex, limit, first_limit=first)
         rows = [Row(left, "= " + lines[0], label)]
         rows += [Row("", r"\quad " + line) for line in lines[1:]]
         return rows
@@ -99,7 +105,7 @@ class Derivation:
     def fits_aside(self, target: str, expr: tx.Expr, numbered: bool = True) -> bool:
         """Whether a rule and its factors' shapes fit side by side on one line."""
         parts = (self.grad(target), self.read(expr), self.shapes.chain(expr))
-        limit = ASIDE_WIDTH if numbered else ASIDE_WIDTH_UNNUMBERED
+        limit = self.layout.aside if numbered else self.layout.aside_unnumbered
         return sum(visible_width(p) for p in parts) + 2 <= limit
 
     def rule_rows(
@@ -117,7 +123,7 @@ class Derivation:
         """Shape levels, one per row after the first, each step marked by an arrow."""
         rows: list[Row] = []
         for n, level in enumerate(levels):
-            lines = break_lines(level, RHS_WIDTH)
+            lines = break_lines(level, self.layout.rhs)
             head = r"\quad " if n == 0 else r"\quad \rightarrow "
             rows.append(Row(SHAPES if n == 0 else "", head + lines[0], glue=True))
             rows += [Row("", r"\qquad " + line) for line in lines[1:]]
@@ -130,8 +136,10 @@ class Derivation:
         pieces = [self.names.symbol(chain[0].name)]
         for step, tensor in zip(self.network.steps, chain[1:], strict=True):
             pieces.append(rf"\xrightarrow{{{self.operation_name(step)}}} {self.names.symbol(tensor.name)}")
-        flow = pack(pieces, FLOW_WIDTH)
-        spacing = min(2.4, FIGURE_WIDTH_CM / max(1, len(chain) - 1))
+        flow = pack(pieces, self.layout.flow)
+        layout = self.layout
+        per_row = min(len(chain), int(layout.figure_cm / layout.node_min_cm + 1e-9) + 1)
+        spacing = min(layout.node_spacing_cm, layout.figure_cm / max(1, per_row - 1))
         nodes = []
         for i, tensor in enumerate(chain):
             step = self.network.steps[i - 1] if i else None
@@ -139,14 +147,18 @@ class Derivation:
                 rf"{self.names.symbol(p.name)}\;({per_sample(p.shape)})"
                 for p in (step.params if step else ())
             ]
+            row, place = divmod(i, per_row)
+            column = place if row % 2 == 0 else per_row - 1 - place  # the rows snake: a link down, then back
             nodes.append(
                 {
                     "id": f"t{i}",
-                    "x": f"{i * spacing:.2f}",
+                    "x": f"{column * spacing:.2f}",
+                    "y": f"{-row * ROW_GAP_CM:.2f}" if row else "0",
                     "name": self.names.symbol(tensor.name),
                     "shape": per_sample(tensor.shape),
                     "op": self.operation_name(step, short=True) if step else "",
                     "params": params,
+                    "down": i > 0 and place == 0,  # reached by a link from the row above
                 }
             )
         self.blocks.append(
@@ -194,15 +206,20 @@ class Derivation:
         )
         sizes = " + ".join(str(prod(p.shape)) for p in params)
         count = self.network.parameter_count
-        rhs = f"= {braces} = {sizes} = {count}" if len(params) > 1 else f"= {braces} = {count}"
-        rows_count = [Row(r"\#\text{parameters}", rhs, self.label("parameter-count"))]
+        rhs = f"{braces} = {sizes} = {count}" if len(params) > 1 else f"{braces} = {count}"
+        rows_count = self.equation_rows(r"\#\text{parameters}", rhs, self.label("parameter-count"))
         self.blocks.append(
             Block(
                 "variables",
                 "Variables and dimensions",
                 [rows_count],
                 kind="variables",
-                data={"table": table, "count": count, "batch": str(self.batch) if self.batch else "N"},
+                data={
+                    "table": table,
+                    "count": count,
+                    "batch": str(self.batch) if self.batch else "N",
+                    "narrow": self.layout.narrow_table,
+                },
             )
         )
 
@@ -210,12 +227,14 @@ class Derivation:
 
     def forward(self) -> None:
         rows = [
-            Row(
-                self.names.symbol(s.output.name),
-                "= " + self.read(s.forward),
-                self.label(f"forward-{s.output.name}"),
-            )
+            row
             for s in self.network.steps
+            for row in self.equation_rows(
+                self.names.symbol(s.output.name),
+                self.typeset(s.forward),
+                self.label(f"forward-{s.output.name}"),
+                limit=self.layout.line,
+            )
         ]
         self.blocks.append(Block("forward", "Forward equations", [rows]))
 
@@ -224,10 +243,46 @@ class Derivation:
         symbols = EntrySymbols(self.names, [step.input, *step.params])
         values = symbols.read(step.forward)
         rows, notes = entry_rows(
-            self.names, step.output.name, values, symbols, gradient=False, limit=LINE_WIDTH
+            self.names, step.output.name, values, symbols, gradient=False, limit=self.layout.line
         )
         self.blocks.append(
-            Block(f"entries-{step.output.name}", "", [rows], notes=notes, data={"name": step.output.name})
+            Block(
+                f"entries-{step.output.name}",
+                "",
+                [rows],
+                notes=notes,
+                data={"name": step.output.name},
+            )
+        )
+
+    def delta_index(self) -> str:
+        """The indices of an entry of the first layer's output gradient, for one sample: a filter and a
+        position, or a unit (the subscript of ``\\delta^{T}``)."""
+        step = self.first_layer
+        if len(step.upstream.shape) != 4:  # not a layer with spatial outputs
+            return "u"
+        return "k,i,j" if step.output.shape[1] > 1 else "i,j"
+
+    def definitions_block(self) -> None:
+        """The notation and the operators a snippet uses, for a paper that includes snippets alone."""
+        index = self.delta_index()
+        entry = f"({index})" if "," in index else index
+        self.blocks.append(
+            Block(
+                "definitions",
+                "Notation",
+                [],
+                kind="definitions",
+                data={
+                    "operators": self.definitions(),
+                    "sample": self.names.sample,
+                    "batch": str(self.batch) if self.batch else "",
+                    "loss": self.names.loss,
+                    "delta": rf"\delta^{{T}}_{{{index}}}",
+                    "delta_entry": entry,
+                    "ragged": self.layout.breakable_math,
+                },
+            )
         )
 
     def definitions(self) -> list[tuple[str, str]]:
@@ -263,7 +318,7 @@ class Derivation:
             top, bottom = self.names.symbol(upper.name), self.names.symbol(lower.name)
             fraction = rf"\frac{{\partial {top}}}{{\partial {bottom}}}{JACOBIAN_PHANTOM}"
             factors.append(rf"\underbrace{{{fraction}}}_{{{jacobian_shape(upper.shape, lower.shape)}}}")
-        lines = pack(factors, RHS_WIDTH, joiner=r" \, ")
+        lines = pack(factors, self.layout.rhs, joiner=r" \, ")
         jacobians = [Row(self.grad(weight.name), "= " + lines[0], self.label("chain-rule"))]
         jacobians += [Row("", r"\quad " + line) for line in lines[1:]]
         products: list[Row] = []
@@ -326,6 +381,13 @@ class Derivation:
                 )
             )
 
+    def bare_rules(self) -> None:
+        """Every proven rule alone, without its shapes: ``rule-<key>`` beside the shaped ``<key>``."""
+        for _, target, expr in self.plan:
+            key = f"rule-{gradient_name(target)}"
+            rows = self.equation_rows(self.grad(target), self.typeset(expr), self.label(key))
+            self.blocks.append(Block(key, "", [rows], data={"target": target}))
+
     # ---------------------------------------------------- weight entries
 
     def weight_entries(self) -> None:
@@ -338,7 +400,7 @@ class Derivation:
         conv = len(upstream) == 4  # a layer with spatial outputs: its weight rule is a correlation
         group = upstream[-1] if conv else None  # one row of the output gradient per line
         rows, notes = entry_rows(
-            self.names, weight.name, values, symbols, gradient=True, limit=RHS_WIDTH, group=group
+            self.names, weight.name, values, symbols, gradient=True, limit=self.layout.rhs, group=group
         )
         displays = [
             rows,
@@ -356,8 +418,7 @@ class Derivation:
                 ]
             )
         filters = step.output.shape[1] if conv else 1
-        # the indices of an entry of the output gradient, for one sample: a filter and a position, or a unit
-        delta_index = ("k,i,j" if filters > 1 else "i,j") if conv else "u"
+        delta_index = self.delta_index()
         self.blocks.append(
             Block(
                 f"entries-d{weight.name}",
@@ -494,16 +555,24 @@ class Derivation:
 
     def build(self) -> list[Block]:
         self.architecture()
+        self.definitions_block()
         self.variables()
         self.forward()
         self.forward_entries()
         self.chain_rule()
         self.loss_gradient()
         self.layer_rules()
+        self.bare_rules()
         self.weight_entries()
         self.error_form()
         self.shape_tracking()
-        self.blocks.append(Verification(self.network, self.records, self.names).block())
+        verification = Verification(self.network, self.records, self.names).block()
+        verification.data["ragged"] = self.layout.breakable_math
+        if self.layout.breakable_math:
+            for group in verification.data["groups"]:
+                for row in group["rows"]:
+                    row["headline"], row["method"] = map(breakable_math, (row["headline"], row["method"]))
+        self.blocks.append(verification)
         return self.blocks
 
 

@@ -3,8 +3,10 @@
 ``render(network, records)`` returns ``{relative path: text}``:
 ``docs/derivations/<name>.tex`` (a standalone article) and one file per result
 under ``docs/derivations/<name>/`` that another document can ``\\input``
-(it needs ``amsmath`` and ``amssymb``, the figure also ``tikz``; labels are
-``gp:<name>:<result>``).
+(it needs ``amsmath`` and ``amssymb``, the figure also ``tikz``, the table in a
+column ``tabularx``; labels are ``gp:<name>:<result>``). A snippet carries
+each distinct rendering of its result (``codegen.latex.layout.LAYOUTS``: a
+column, a narrower text, the page) and TeX picks one by ``\\linewidth``.
 
 The results are computed by ``codegen.latex.derivation`` from the rule table
 and the proof records; the templates in ``codegen/templates`` only place them
@@ -20,6 +22,7 @@ import jinja2
 
 from gradproof.codegen.latex.content import text_escape
 from gradproof.codegen.latex.derivation import Derivation
+from gradproof.codegen.latex.layout import LAYOUTS, PAGE
 from gradproof.codegen.writing import with_header
 from gradproof.derive.network import Network
 from gradproof.derive.prover import ProofRecord
@@ -67,10 +70,22 @@ def _tidy(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variants(renderings: list[tuple[float | None, str]]) -> list[tuple[float | None, str]]:
+    """``(below_em, text)`` narrowest first, a text equal to the next wider one's left out."""
+    variants: list[tuple[float | None, str]] = []
+    for below_em, text in renderings:
+        if variants and variants[-1][1] == text:
+            variants[-1] = (below_em, text)
+        else:
+            variants.append((below_em, text))
+    return variants
+
+
 def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     """The document and one snippet per result, each with the generated-file header."""
-    derivation = Derivation(network, records)
-    blocks = derivation.build()
+    derivations = {layout: Derivation(network, records, layout) for layout in LAYOUTS}
+    built = {layout: {b.key: b for b in d.build()} for layout, d in derivations.items()}
+    derivation, blocks = derivations[PAGE], list(built[PAGE].values())
     env = environment()
     name = network.spec.name
     context = {
@@ -78,7 +93,7 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         "title": text_escape(name),
         "spec": network.spec,
         "names": derivation.names,
-        "blocks_by_key": {b.key: b for b in blocks},
+        "blocks_by_key": built[PAGE],
         "rule_keys": [b.key for b in blocks if "role" in b.data],
         "first_output": derivation.first_layer.output.name,
         "output_name": network.output.name,
@@ -88,9 +103,15 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     }
     outputs = {}
     snippet = env.get_template("snippet.tex.j2")
+    body = env.from_string("\\BLOCK{import '_blocks.tex.j2' as blocks}\\VAR{blocks.render(block)}")
     for block in blocks:
         path = f"docs/derivations/{name}/{block.key}.tex"
-        outputs[path] = with_header(path, name, _tidy(snippet.render(block=block, **context)))
+        variants = _variants(
+            [(layout.below_em, body.render(block=built[layout][block.key]).strip("\n")) for layout in LAYOUTS]
+        )
+        outputs[path] = with_header(
+            path, name, _tidy(snippet.render(block=block, variants=variants, **context))
+        )
     path = f"docs/derivations/{name}.tex"
     outputs[path] = with_header(path, name, _tidy(env.get_template("derivation.tex.j2").render(**context)))
     return outputs

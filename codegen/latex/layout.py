@@ -1,20 +1,90 @@
-"""Where a long formula breaks: an estimate of its printed width, and line breaking.
+"""Where a long formula breaks: the widths a derivation is set for, width estimates, line breaking.
+
+A ``Layout`` holds the widths of one rendering. ``PAGE`` is the standalone
+document (11pt, 2.2cm margins: about 44 em of text); ``TEXT`` a narrower single
+column (a 5.5 in or 6.5 in text at 10-12 pt, about 33-43 em); ``COLUMN`` one
+column of a two-column paper (IEEEtran, acmart sigconf, revtex4-2 reprint:
+241-252 pt at 9-10 pt, about 25 em). A snippet carries each distinct rendering
+and lets TeX choose by ``\\linewidth`` measured in ``em`` of the current font
+(``LAYOUTS``, narrowest first, each used below its ``below_em``), so one file
+fits the page or the column it is put in.
 
 ``break_lines`` cuts a formula before a binary operator (or after a comma) at
 the shallowest bracket depth that keeps each line within a width, so that a
 line never ends inside ``{...}`` and, where possible, not deep inside nested
-brackets. Widths are estimates in units of roughly one italic letter; the
-limits below were calibrated on the documents (11pt, 2.2cm margins).
+brackets. Widths are estimates in units of roughly one italic letter (about
+1.5 units per em of line, less the left side and the equation number); the
+limits below were calibrated by compiling the documents and the paper classes
+and reading their logs for overfull boxes.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-# Units available to the right-hand side of an ``align`` row with a short left side and a number.
-LINE_WIDTH = 64.0
-# The same for a row whose left side is a fraction such as dL/dW1.
-RHS_WIDTH = 58.0
+
+@dataclass(frozen=True)
+class Layout:
+    """The widths one rendering of a derivation is set for, in the units of ``visible_width``."""
+
+    name: str
+    below_em: float | None  # used where the line is narrower than this many em (None: any wider line)
+    line: float  # the right-hand side of an ``align`` row with a short left side and a number
+    rhs: float  # the same for a row whose left side is a fraction such as dL/dW1
+    flow: float  # the flow X -> Z1 -> ... in a centred line
+    aside: float  # a rule and its shapes side by side, with the equation number (0: never)
+    aside_unnumbered: float
+    figure_cm: float  # the span of the architecture figure's chain of nodes
+    node_spacing_cm: float  # the widest gap between two nodes of the figure
+    node_min_cm: float  # the narrowest: a chain that would need less goes on in another row
+    narrow_table: bool  # the variables table as a tabularx of the line's width
+    breakable_math: bool  # statements in running text may break at their operators
+
+
+PAGE = Layout(
+    "page",
+    below_em=None,
+    line=64.0,
+    rhs=58.0,
+    flow=70.0,
+    aside=62.0,
+    aside_unnumbered=66.0,
+    figure_cm=15.6,
+    node_spacing_cm=2.4,
+    node_min_cm=1.9,
+    narrow_table=False,
+    breakable_math=False,
+)
+TEXT = Layout(
+    "text",
+    below_em=43.0,
+    line=44.0,
+    rhs=40.0,
+    flow=46.0,
+    aside=42.0,
+    aside_unnumbered=45.0,
+    figure_cm=10.0,
+    node_spacing_cm=2.2,
+    node_min_cm=1.9,
+    narrow_table=True,
+    breakable_math=True,
+)
+COLUMN = Layout(
+    "column",
+    below_em=33.0,
+    line=30.0,
+    rhs=27.0,
+    flow=30.0,
+    aside=0.0,
+    aside_unnumbered=0.0,
+    figure_cm=6.6,
+    node_spacing_cm=2.2,
+    node_min_cm=2.2,
+    narrow_table=True,
+    breakable_math=True,
+)
+LAYOUTS = (COLUMN, TEXT, PAGE)  # narrowest first: a snippet takes the first whose below_em exceeds its line
 
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)")
 _ZERO = {
@@ -73,6 +143,23 @@ def _argument(latex: str, i: int) -> tuple[str, int]:
     return latex[i], i + 1
 
 
+def breakable_math(text: str) -> str:
+    """Text whose inline formulas ``${...}$`` (kept on one line) become ``$...$``, which TeX may break
+    after a relation or a binary operator: in a column a whole statement rarely fits one line."""
+    out, i = [], 0
+    while True:
+        start = text.find("${", i)
+        if start < 0:
+            return "".join(out) + text[i:]
+        body, end = _group(text, start + 1)
+        if text.startswith("$", end):
+            out.append(text[i:start] + "$" + body + "$")
+            i = end + 1
+        else:
+            out.append(text[i : start + 2])
+            i = start + 2
+
+
 def visible_width(latex: str) -> float:
     """A rough width of a formula as printed, in units of about one italic letter."""
     latex = latex.replace(r"{\times}", r"\tighttimes ")
@@ -121,7 +208,7 @@ def visible_width(latex: str) -> float:
     return width
 
 
-SEPARATORS = (r" \odot ", r" \cdot ", r",\, ", " + ", " - ", " = ")
+SEPARATORS = (r" \odot ", r" \cdot ", r",\, ", " + ", " - ", " = ", r" \rightarrow ")
 _OPEN = (r"\bigl(", r"\Bigl(", r"\biggl(", "(", "[")
 _CLOSE = (r"\bigr)", r"\Bigr)", r"\biggr)", ")", "]")
 
@@ -163,7 +250,7 @@ def _break_points(latex: str) -> list[tuple[int, int]]:
     return points
 
 
-def break_lines(latex: str, limit: float = RHS_WIDTH, first_limit: float | None = None) -> list[str]:
+def break_lines(latex: str, limit: float = PAGE.rhs, first_limit: float | None = None) -> list[str]:
     """``latex`` cut into lines of at most ``limit`` units (the first ``first_limit``), shallow cuts first.
 
     A continuation line starts with the operator it was cut before. When no

@@ -202,9 +202,15 @@ class LatexReading:
 
     def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits) -> str:
         y, z = self._sample(e.target), self._sample(e.logits)
+        if self.brackets == "sized":
+            return (
+                rf"-{self._reduce(e.reduction)} \left[{y} \log \sigma({z})"
+                rf" + (1 - {y}) \log\left(1 - \sigma({z})\right)\right]"
+            )
+        # brackets of a fixed size, so that a narrow line may break the sum between its two terms
         return (
-            rf"-{self._reduce(e.reduction)} \left[{y} \log \sigma({z})"
-            rf" + (1 - {y}) \log\left(1 - \sigma({z})\right)\right]"
+            rf"-{self._reduce(e.reduction)} \Bigl[{y} \log \sigma({z})"
+            rf" + (1 - {y}) \log\bigl(1 - \sigma({z})\bigr)\Bigr]"
         )
 
     def read_HalfSquaredError(self, e: tx.HalfSquaredError) -> str:
