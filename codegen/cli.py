@@ -2,7 +2,8 @@
 
 Exit codes: 0 everything holds; 1 a proof failed, outputs drifted or are stale, or a hand-edited
 file blocks a build; 2 bad input (usage, a spec, the project's [tool.gradproof] table, or a
-network too large to prove entry by entry); 3 an I/O error (outputs cannot be read or written).
+network too large to prove entry by entry); 3 an I/O error (outputs cannot be read or written);
+4 a tool a request needs is missing (``build --pdf`` without TeX).
 When the reader of the output goes away (``gradproof check | head -1``) the rest of the output is
 dropped quietly and the exit code still tells the outcome.
 """
@@ -27,7 +28,7 @@ from gradproof.derive import prover
 from gradproof.derive.network import Network, build
 from gradproof.derive.spec import SpecError, builtin_names
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_IO = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_IO, EXIT_TOOL_MISSING = 0, 1, 2, 3, 4
 DEFAULT_NETWORK = "small_cnn"
 
 
@@ -161,9 +162,16 @@ def _project(args) -> Project:
 
 
 def cmd_build(args) -> int:
+    from gradproof.codegen import pdf
     from gradproof.codegen.outputs import render_all
     from gradproof.codegen.writing import HandEditedError, write_all
 
+    if args.pdf:
+        try:
+            pdf.compiler()  # before any proof, so that nothing is written when TeX is missing
+        except pdf.TexMissing as error:
+            print(f"gradproof: error: {error}", file=sys.stderr)
+            return EXIT_TOOL_MISSING
     project = _project(args)
     networks = _networks(project, [args.network] if args.network else [], default=DEFAULT_NETWORK)
     root = Path(args.out) if args.out else project.root
@@ -204,6 +212,17 @@ def cmd_build(args) -> int:
             say(f"gradproof: removed {relative} (no longer written)")
     if manifest.FILENAME in changed_names:
         say(f"gradproof: wrote {manifest.FILENAME} (commit it with the outputs)")
+    for name in built if args.pdf else ():
+        document = f"docs/derivations/{name}.tex"
+        try:
+            target = pdf.compile_pdf(outputs[document], root / document.replace(".tex", ".pdf"))
+        except pdf.TexFailed as error:
+            print(f"gradproof: error: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        except OSError as error:
+            print(f"gradproof: error: cannot write the PDF: {error}", file=sys.stderr)
+            return EXIT_IO
+        say(f"gradproof: wrote {target}")
     return EXIT_OK
 
 
@@ -305,6 +324,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--root", help=root_help)
     p.add_argument("--out", help="write under this directory instead of the project root")
+    p.add_argument(
+        "--pdf", action="store_true", help="also compile each document to PDF (latexmk or pdflatex)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite or delete hand-edited generated files")
     p.set_defaults(run=cmd_build)
 

@@ -13,3 +13,12 @@ try:
     __version__ = metadata.version("gradproof")
 except metadata.PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
     __version__ = "0+unknown"
+
+
+def __getattr__(name: str):
+    """``gradproof.derive_network``, imported when first used (it brings in SymPy)."""
+    if name == "derive_network":
+        from gradproof.api import derive_network
+
+        return derive_network
+    raise AttributeError(f"module 'gradproof' has no attribute {name!r}")
