@@ -332,3 +332,32 @@ def test_the_users_formatters_leave_the_generated_files_unchanged(tmp_path):
     (repo / "pyproject.toml").write_text(PYPROJECT + STRICT_LINT.split("[tool.ruff.lint.per")[0])
     assert subprocess.run([*lint, *files], cwd=repo, capture_output=True).returncode == 1
     assert run(_editable_gradproof(), "check", cwd=repo).returncode == 0
+
+
+def test_the_cli_manners_hold_under_each_install(command, tmp_path):
+    repo = make_repository(tmp_path / "paper")
+    version = run(command, "--version", cwd=repo)
+    assert (version.returncode, version.stdout) == (0, f"gradproof {gradproof.__version__}\n")
+
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    process = subprocess.Popen([command, "networks"], cwd=repo, **pipes)
+    assert process.stdout.readline().startswith(b"mlp: ")
+    process.stdout.close()  # like `gradproof networks | head -1`
+    assert (process.wait(timeout=120), process.stderr.read()) == (0, b"")
+
+    spec = repo / "specs" / "paper_cnn.toml"
+    spec.write_bytes(b"\xef\xbb\xbf" + spec.read_bytes())  # saved with a byte-order mark
+    assert run(command, "build", cwd=repo).returncode == 0
+
+    a_string = PYPROJECT.replace('["specs/paper_cnn.toml"]', '"specs/paper_cnn.toml"')
+    (repo / "pyproject.toml").write_text(a_string)
+    wrong = run(command, "check", cwd=repo)
+    assert wrong.returncode == 2
+    assert "specs: must be a list of spec file paths relative to the project root, got" in wrong.stderr
+    assert 'write specs = ["specs/paper_cnn.toml"]' in wrong.stderr
+
+    (repo / "pyproject.toml").write_text(PYPROJECT)
+    (repo / "blocked").write_text("")
+    unwritable = run(command, "build", "--out", str(repo / "blocked" / "out"), cwd=repo)
+    assert unwritable.returncode == 3 and "cannot write the outputs" in unwritable.stderr
+    assert run(command, "check", cwd=repo).returncode == 0
