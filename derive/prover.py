@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from gradproof.derive import miniature
 from gradproof.derive import texpr as tx
 from gradproof.derive.canonical import NormalForm, Polynomial, add_into, equal, prune, vanishes
 from gradproof.derive.layers import Use
-from gradproof.derive.network import LOSS_NAME, Network, Step
+from gradproof.derive.network import LOSS_NAME, Network, Step, build
 from gradproof.derive.records import ProofRecord, index_label, timed
 from gradproof.derive.records import fresh as _fresh
 from gradproof.derive.spec import forward_terms
@@ -121,6 +122,11 @@ def _compare(
     return False, failing[0] + more
 
 
+def _target(network: Network, batch: int) -> np.ndarray:
+    """Fresh target symbols, with the loss's hypothesis made true (rows of a softmax target sum to 1)."""
+    return network.steps[-1].rule.constrain_target(_fresh(network.target, batch))
+
+
 def _producer(network: Network, name: str) -> Step | None:
     return next((s for s in network.steps if s.output.name == name), None)
 
@@ -145,7 +151,9 @@ def network_uses(network: Network) -> list[Use]:
     """
     loss = network.steps[-1]
     (logit,) = loss.rules
-    uses: list[Use] = list(loss.rule.lemmas(logit, network.output.name, network.target.name))
+    uses: list[Use] = list(
+        loss.rule.lemmas(logit, network.output.name, network.target.name, network.output.shape[1:])
+    )
     for step in network.steps[:-1]:
         uses += step.rule.lemmas(step.layer.options)
     unique = list(dict.fromkeys((u.obligation.key, u.args) for u in uses))
@@ -191,7 +199,7 @@ def local_setting(network: Network, step: Step, batch: int = LOCAL_BATCH) -> Set
     for p in step.params:
         env[p.name] = _fresh(p, batch)
     if step.output.name == LOSS_NAME:
-        env[network.target.name] = _fresh(network.target, batch)
+        env[network.target.name] = _target(network, batch)
     moves, normal = _perturb(env, list(step.rules))
     reading = SymbolicReading(env, batch)
     out = reading(step.forward)
@@ -211,7 +219,7 @@ def end_to_end_setting(network: Network, batch: int) -> Setting:
     """The whole loss of ``batch`` samples, every parameter moved; the composed rules in ``env``."""
     env = {
         network.input.name: _fresh(network.input, batch),
-        network.target.name: _fresh(network.target, batch),
+        network.target.name: _target(network, batch),
     }
     for p in network.params:
         env[p.name] = _fresh(p, batch)
@@ -290,7 +298,10 @@ def _batch_reduction(network: Network) -> ProofRecord:
                 if not read <= own:
                     return False, f"{step.output.name}[{n}] reads another sample"
         loss = network.steps[-1]
-        env = {t.name: _fresh(t, LOCAL_BATCH) for t in (loss.input, network.target)}
+        env = {
+            loss.input.name: _fresh(loss.input, LOCAL_BATCH),
+            network.target.name: _target(network, LOCAL_BATCH),
+        }
         whole = SymbolicReading(env, LOCAL_BATCH)(loss.forward).item()
         per_sample = [
             SymbolicReading({name: value[n : n + 1] for name, value in env.items()}, 1)(loss.forward).item()
@@ -364,18 +375,149 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
 # ------------------------------------------------------------------- driver
 
 
-def prove(network: Network, progress: Callable[[], None] = lambda: None) -> list[ProofRecord]:
-    """Every obligation of ``network``, in report order."""
+def prove(
+    network: Network, progress: Callable[[], None] = lambda: None, end_to_end: bool = True
+) -> list[ProofRecord]:
+    """Every obligation of ``network``, in report order (``end_to_end=False``: all but end to end)."""
+    if network.spec.proof == "reduced":
+        return _reduced(network, progress)
     records = [use.obligation.prove(*use.args) for use in network_uses(network)]
     for step in network.steps[:-1]:
         records += [convention.prove(network, step) for convention in step.rule.conventions]
     for step in network.steps:
         records += _local_proofs(network, step)
         progress()
-    records += _end_to_end(network, progress)
+    if end_to_end:
+        records += _end_to_end(network, progress)
     records.append(_batch_reduction(network))
     return records
 
 
 def all_hold(records: list[ProofRecord]) -> bool:
     return all(r.holds for r in records)
+
+
+# ------------------------------------------------ a network proven by its miniature
+
+
+def _reduced(network: Network, progress: Callable[[], None]) -> list[ProofRecord]:
+    """The miniature proven element-wise, then shapes, composition and count at the network's sizes."""
+    small = miniature.miniature(network.spec)
+    sizes = miniature.describe(small)
+    whole = miniature.fits_end_to_end(small)
+    records = prove(build(small), progress, end_to_end=whole)
+    for record in records:
+        if record.key in ("local", "end-to-end", "count", "batch") or record.level == "convention":
+            record.sizes = sizes
+            record.statement += f" [proven at reduced sizes: {sizes}]"
+    same = ProofRecord(
+        "composition",
+        "the miniature has the network's architecture",
+        f"the network proven at reduced sizes ({sizes}) has the same layer types in the same order, "
+        "the same kernels, strides, padding, windows, bias flags, loss, reduction and classes; only "
+        "input channels, size, filters and hidden units are smaller, and the rules are declared once "
+        "per type; "
+        + (
+            "it is proven end to end"
+            if whole
+            else "its end-to-end derivative is beyond the element-wise limits, so its layers are proven "
+            "locally and their composition at the network's sizes"
+        ),
+        len(network.spec.layers),
+        "comparison of the two specs, layer by layer",
+        key="miniature",
+        sizes=sizes,
+    )
+
+    def architecture():
+        holds = miniature.same_architecture(network.spec, small)
+        return holds, None if holds else "architecture"
+
+    records.append(timed(same, architecture))
+    records += [_shapes(network), _composition(network), _parameter_count(network)]
+    return records
+
+
+def _shapes(network: Network) -> ProofRecord:
+    steps = network.steps
+    rules = sum(len(s.rules) for s in steps)
+    record = ProofRecord(
+        "shapes",
+        "shapes at the network's sizes",
+        "every forward map has the shape of its output and every rule the shape of the tensor it "
+        "differentiates, at the network's own sizes (the shape rules of the expression language)",
+        len(steps) + rules,
+        "shape reading of every forward map and rule",
+        key="shapes",
+    )
+
+    def check():
+        for step in steps:
+            try:
+                if step.forward.shape != step.output.shape:
+                    return False, f"{step.output.name}: {step.forward.shape} != {step.output.shape}"
+                for target, rule in step.rules.items():
+                    expected = _tensor_shape(network, target)
+                    if rule.shape != expected:
+                        return False, f"{tensor_label(gradient_name(target))}: {rule.shape} != {expected}"
+            except tx.ShapeError as error:
+                return False, f"{step.output.name}: {error}"
+        return True, None
+
+    return timed(record, check)
+
+
+def _tensor_shape(network: Network, name: str) -> tx.Shape:
+    for tensor in [network.input, *network.params, *(s.output for s in network.steps)]:
+        if tensor.name == name:
+            return tensor.shape
+    raise KeyError(name)
+
+
+def _composition(network: Network) -> ProofRecord:
+    plan = network.backward_plan()
+    record = ProofRecord(
+        "composition",
+        "the backward plan composes the proven rules",
+        "from dL/dL = 1 back, each rule reads only forward values, parameters and the gradient its "
+        "layer's output already has, and the plan gives a rule for every trainable parameter",
+        len(plan),
+        "walk of the backward plan",
+        key="composition",
+    )
+
+    def check():
+        known = {network.input.name, network.target.name} | {p.name for p in network.params}
+        known |= {s.output.name for s in network.steps}
+        known.add(gradient_name(LOSS_NAME))
+        for step, target, rule in plan:
+            if step.upstream is not None and step.upstream.name not in known:
+                return False, f"{tensor_label(gradient_name(target))} before {step.upstream.name}"
+            for tensor in tx.tensors_in(rule):
+                if tensor.name not in known:
+                    return False, f"{tensor_label(gradient_name(target))} reads {tensor.name}"
+            known.add(gradient_name(target))
+        missing = [p.name for p in network.params if gradient_name(p.name) not in known]
+        return not missing, f"no rule for {missing[0]}" if missing else None
+
+    return timed(record, check)
+
+
+def _parameter_count(network: Network) -> ProofRecord:
+    sizes = [int(np.prod(p.shape)) for p in network.params]
+    declared = network.parameter_count
+    record = ProofRecord(
+        "count",
+        "trainable parameters",
+        f"{declared} trainable parameters ({' + '.join(map(str, sizes))}), each the target of one rule",
+        declared,
+        "the declared shapes, and one rule per parameter tensor in the backward plan",
+        key="parameter-count",
+    )
+
+    def check():
+        targets = [t for _, t, _ in network.backward_plan()]
+        ok = sum(sizes) == declared and all(targets.count(p.name) == 1 for p in network.params)
+        return ok, None if ok else "parameters"
+
+    return timed(record, check)

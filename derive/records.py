@@ -43,6 +43,9 @@ class ProofRecord:
     batch: int = 0
     tensor: str = ""
     window: int = 0
+    # Where a record of a network proven by its miniature was proven: "input 1x16x16; widths 2, 2,
+    # 3, 3, 10" (``derive.miniature``); empty at the network's own sizes.
+    sizes: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -23,7 +23,10 @@ from gradproof.derive.layers.base import positive_int_problem
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 REDUCTIONS = ("mean", "sum")
-TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch"}
+TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch", "proof"}
+# "element-wise": every entry at the spec's sizes; "reduced": the same architecture at reduced sizes,
+# element-wise, plus shapes, composition and count at the spec's sizes (``derive.miniature``).
+PROOFS = ("element-wise", "reduced")
 # What the element-wise prover can finish, measured on two cores (SymPy 1.14, the DAG prover).
 # Breadth: multiply-adds per sample; 28x28 with 8 filters of 5x5 (122k) proves in 45 s and
 # 0.7 GB, with 16 filters (247k) in 96 s and 1.3 GB: time and memory grow about linearly, and
@@ -35,7 +38,10 @@ TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch"
 MAX_TERMS = 250_000
 MAX_CHAIN = 10_000
 MAX_LAYERS = 64
-SUGGESTION = "prove a smaller network of the same architecture: the rules do not depend on the size"
+SUGGESTION = (
+    "prove a smaller network of the same architecture (the rules do not depend on the size), "
+    'or set proof = "reduced"'
+)
 
 
 class SpecError(ValueError):
@@ -70,6 +76,7 @@ class NetworkSpec:
     batch: int
     source: str
     text: str = field(repr=False, compare=False, default="")
+    proof: str = "element-wise"
 
 
 def builtin_names() -> list[str]:
@@ -136,6 +143,7 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
     loss = _choice(source, data["loss"], "loss", tuple(LOSSES))
     reduction = _choice(source, data.get("reduction", "mean"), "reduction", REDUCTIONS)
     batch = _positive_int(source, data.get("batch", 1), None, "batch", maximum=100_000)
+    proof = _choice(source, data.get("proof", "element-wise"), "proof", PROOFS)
 
     raw_layers = data["layers"]
     if not isinstance(raw_layers, list) or not raw_layers or not all(isinstance(r, dict) for r in raw_layers):
@@ -151,7 +159,7 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
     notation = data.get("notation", {})
     if not isinstance(notation, dict):
         raise SpecError(source, 'must be a table of name = "symbol"', field="notation")
-    spec = NetworkSpec(name, input_shape, loss, reduction, layers, dict(notation), batch, source, text)
+    spec = NetworkSpec(name, input_shape, loss, reduction, layers, dict(notation), batch, source, text, proof)
     _check_structure(spec)
     _check_notation(spec)
     return spec
@@ -217,6 +225,13 @@ def _check_structure(spec: NetworkSpec) -> None:
             allowed = "only one" if layer_type.at_most == 1 else f"at most {layer_type.at_most}"
             extra = of_type[layer_type.at_most]
             raise SpecError(src, f"{allowed} {name} layer is allowed", extra.index, "type")
+    if spec.proof == "element-wise":
+        check_limits(spec)
+
+
+def check_limits(spec: NetworkSpec) -> None:
+    """Refuse a network the element-wise prover cannot finish in about two minutes."""
+    src = spec.source
     entries = prod(spec.input)
     if entries > MAX_TERMS:
         raise SpecError(

@@ -24,25 +24,44 @@ def init(layers: list[dict], input_shape: list[int], rng) -> tuple[dict, list]:
         kind = layer["type"]
         if kind == "conv2d":
             k += 1
-            f, ks = layer["filters"], layer["kernel"]
-            params[f"W{k}"] = rng.normal(size=(f, shape[0], ks, ks)) / ks
+            f, (kh, kw), stride, (ph, pw) = layer["filters"], _pair(layer["kernel"]), *_geometry(layer)
+            params[f"W{k}"] = rng.normal(size=(f, shape[0], kh, kw)) / math.sqrt(kh * kw)
             if layer.get("bias", True):
                 params[f"B{k}"] = rng.normal(size=(f,)) * 0.1
-            shape = [f, shape[1] - ks + 1, shape[2] - ks + 1]
+            shape = [f, (shape[1] + 2 * ph - kh) // stride + 1, (shape[2] + 2 * pw - kw) // stride + 1]
         elif kind == "dense":
             k += 1
             params[f"W{k}"] = rng.normal(size=(shape[0], layer["units"])) / math.sqrt(shape[0])
             if layer.get("bias", True):
                 params[f"B{k}"] = rng.normal(size=(layer["units"],)) * 0.1
             shape = [layer["units"]]
-        elif kind == "maxpool2d":
+        elif kind in ("maxpool2d", "avgpool2d"):
             s = layer["size"]
             shape = [shape[0], shape[1] // s, shape[2] // s]
         elif kind == "flatten":
             shape = [int(np.prod(shape))]
-        elif kind not in ("relu", "sigmoid", "tanh"):
+        elif kind not in ("relu", "sigmoid", "tanh", "softmax"):
             raise ValueError(f"the loop reference has no layer type {kind!r}")
     return params, shape
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value[0], value[1]) if isinstance(value, list) else (value, value)
+
+
+def _geometry(layer: dict) -> tuple[int, tuple[int, int]]:
+    """Stride and (row, column) zero padding of a conv2d layer (defaults 1 and 0)."""
+    return layer.get("stride", 1), _pair(layer.get("padding", 0))
+
+
+def _padded(value: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    c, h, w = value.shape
+    out = np.zeros((c, h + 2 * ph, w + 2 * pw))
+    for ch in range(c):
+        for i in range(h):
+            for j in range(w):
+                out[ch, i + ph, j + pw] = value[ch, i, j]
+    return out
 
 
 def forward_sample(layers, params, x):
@@ -54,7 +73,9 @@ def forward_sample(layers, params, x):
             k += 1
             w = params[f"W{k}"]
             f_count, channels, kh, kw = w.shape
-            oh, ow = value.shape[1] - kh + 1, value.shape[2] - kw + 1
+            st, (ph, pw) = _geometry(layer)
+            xp = _padded(value, ph, pw)
+            oh, ow = (xp.shape[1] - kh) // st + 1, (xp.shape[2] - kw) // st + 1
             out = np.zeros((f_count, oh, ow))
             for f in range(f_count):
                 for i in range(oh):
@@ -63,7 +84,7 @@ def forward_sample(layers, params, x):
                         for c in range(channels):
                             for m in range(kh):
                                 for n in range(kw):
-                                    total += value[c, i + m, j + n] * w[f, c, m, n]
+                                    total += xp[c, st * i + m, st * j + n] * w[f, c, m, n]
                         out[f, i, j] = total
         elif kind == "dense":
             k += 1
@@ -88,6 +109,20 @@ def forward_sample(layers, params, x):
                 for i in range(h // s):
                     for j in range(w_ // s):
                         out[c, i, j] = max(value[c, i * s + p, j * s + q] for p in range(s) for q in range(s))
+        elif kind == "avgpool2d":
+            s = layer["size"]
+            c_count, h, w_ = value.shape
+            out = np.zeros((c_count, h // s, w_ // s))
+            for c in range(c_count):
+                for i in range(h // s):
+                    for j in range(w_ // s):
+                        out[c, i, j] = (
+                            sum(value[c, i * s + p, j * s + q] for p in range(s) for q in range(s)) / s**2
+                        )
+        elif kind == "softmax":
+            top = max(value)
+            exps = [math.exp(v - top) for v in value]
+            out = np.array([e / sum(exps) for e in exps])
         elif kind == "flatten":
             out = np.array([value[idx] for idx in np.ndindex(value.shape)])
         else:
@@ -100,8 +135,15 @@ def forward_sample(layers, params, x):
 def sample_loss_and_output_gradient(loss: str, trace, y):
     """Per-sample loss and its gradient with respect to the last layer's input or output."""
     out = trace[-1][2]
-    if loss not in ("bce", "mse"):
+    if loss not in ("bce", "mse", "cross_entropy"):
         raise ValueError(f"the loop reference has no loss {loss!r}")
+    if loss == "cross_entropy":  # the textbook -sum_k y_k log a_k and its derivative at the logits
+        logits = trace[-1][1]
+        top = max(logits)
+        log_total = top + math.log(sum(math.exp(z - top) for z in logits))
+        value = -sum(yy * (z - log_total) for z, yy in zip(logits, y, strict=True))
+        # d/dz_j of -sum_k y_k log a_k = sum_k y_k (a_j - [k == j])
+        return value, np.array([o * sum(y) - yy for o, yy in zip(out, y, strict=True)]), True
     if loss == "bce":
         logits = trace[-1][1]
         value = sum(
@@ -132,6 +174,19 @@ def backward_sample(trace, params, upstream, skip_last):
             g = np.array([gg * (1 - o * o) for gg, o in zip(g.ravel(), out.ravel(), strict=True)]).reshape(
                 x.shape
             )
+        elif kind == "softmax":
+            inner = sum(gg * o for gg, o in zip(g, out, strict=True))
+            g = np.array([o * (gg - inner) for gg, o in zip(g, out, strict=True)])
+        elif kind == "avgpool2d":
+            s = layer["size"]
+            back = np.zeros_like(x)
+            for c in range(out.shape[0]):
+                for i in range(out.shape[1]):
+                    for j in range(out.shape[2]):
+                        for p in range(s):
+                            for q in range(s):
+                                back[c, i * s + p, j * s + q] += g[c, i, j] / s**2
+            g = back
         elif kind == "flatten":
             g = g.reshape(x.shape)
         elif kind == "maxpool2d":
@@ -156,7 +211,9 @@ def backward_sample(trace, params, upstream, skip_last):
         elif kind == "conv2d":
             w = params[f"W{k}"]
             f_count, channels, kh, kw = w.shape
-            back = np.zeros_like(x)
+            st, (ph, pw) = _geometry(layer)
+            xp = _padded(x, ph, pw)
+            back = np.zeros_like(xp)
             for f in range(f_count):
                 for i in range(g.shape[1]):
                     for j in range(g.shape[2]):
@@ -165,9 +222,9 @@ def backward_sample(trace, params, upstream, skip_last):
                         for c in range(channels):
                             for m in range(kh):
                                 for n in range(kw):
-                                    grads[f"W{k}"][f, c, m, n] += x[c, i + m, j + n] * g[f, i, j]
-                                    back[c, i + m, j + n] += w[f, c, m, n] * g[f, i, j]
-            g = back
+                                    grads[f"W{k}"][f, c, m, n] += xp[c, st * i + m, st * j + n] * g[f, i, j]
+                                    back[c, st * i + m, st * j + n] += w[f, c, m, n] * g[f, i, j]
+            g = back[:, ph : ph + x.shape[1], pw : pw + x.shape[2]]
         else:
             raise ValueError(f"the loop reference has no layer type {kind!r}")
     return grads

@@ -22,7 +22,7 @@ FAST = ["small_cnn", "mlp"]
 @pytest.fixture()
 def copied_root(tmp_path, monkeypatch):
     """A copy of the committed outputs that ``check`` and ``build`` treat as the project."""
-    for folder in ("generated", "docs/derivations"):
+    for folder in ("generated", "docs/derivations", "examples"):  # examples: the specs pyproject declares
         if (ROOT / folder).is_dir():
             shutil.copytree(ROOT / folder, tmp_path / folder)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")

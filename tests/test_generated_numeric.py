@@ -44,6 +44,8 @@ def sample(name: str, seed: int = 0, batch: int = 3):
         raise AssertionError("no sample away from kinks")
     if spec["loss"] == "bce":
         Y = rng.integers(0, 2, size=(batch, *out_shape)).astype(float)
+    elif spec["loss"] == "cross_entropy":
+        Y = np.eye(out_shape[0])[rng.integers(0, out_shape[0], size=batch)]
     else:
         Y = rng.uniform(0, 1, size=(batch, *out_shape))
     return spec, params, X, Y
@@ -108,24 +110,33 @@ def torch_loss(spec: dict, params: dict, X: np.ndarray, Y: np.ndarray):
         if kind in ("conv2d", "dense"):
             k += 1
             w, b = tensors[f"W{k}"], tensors.get(f"B{k}")
-            value = tf.conv2d(value, w, b) if kind == "conv2d" else value @ w + (b if b is not None else 0)
+            if kind == "conv2d":
+                value = tf.conv2d(value, w, b, stride=layer.get("stride", 1), padding=layer.get("padding", 0))
+            else:
+                value = value @ w + (b if b is not None else 0)
         elif kind == "relu":
             value = torch.relu(value)
         elif kind == "sigmoid":
             logits, value = value, torch.sigmoid(value)
         elif kind == "tanh":
             value = torch.tanh(value)
+        elif kind == "softmax":
+            logits, value = value, torch.softmax(value, dim=1)
         elif kind == "maxpool2d":
             value = tf.max_pool2d(value, layer["size"])
+        elif kind == "avgpool2d":
+            value = tf.avg_pool2d(value, layer["size"])
         elif kind == "flatten":
             value = value.flatten(1)
         else:
             raise ValueError(f"the torch reference has no layer type {kind!r}")
     reduction = spec.get("reduction", "mean")
     target = torch.tensor(Y)
-    if spec["loss"] not in ("bce", "mse"):
+    if spec["loss"] not in ("bce", "mse", "cross_entropy"):
         raise ValueError(f"the torch reference has no loss {spec['loss']!r}")
-    if spec["loss"] == "bce":
+    if spec["loss"] == "cross_entropy":
+        loss = tf.cross_entropy(logits, target, reduction=reduction)
+    elif spec["loss"] == "bce":
         loss = tf.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
         if reduction == "mean":  # torch averages over every entry; gradproof over the batch
             loss = loss * target.shape[1]

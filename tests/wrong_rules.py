@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from gradproof.derive import operations as ops
 from gradproof.derive import symbolic
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network, Step, build
@@ -133,6 +134,19 @@ class SquaredError(tx.Expr):
         return ()
 
 
+@dataclass(frozen=True)
+class SpreadUnscaled(tx.Expr):
+    """Each pooled gradient copied over its window, not divided by the window's size."""
+
+    grad: tx.Expr
+    size: int
+
+    @property
+    def shape(self) -> tx.Shape:
+        n, c, h, w = self.grad.shape
+        return (n, c, h * self.size, w * self.size)
+
+
 def _zeros_like_rows(a: np.ndarray) -> np.ndarray:
     out = np.empty(a[..., :1, :].shape, dtype=object)
     out.fill(sp.Integer(0))
@@ -167,6 +181,7 @@ SYMBOLIC_READINGS: dict[str, Callable] = {
     ),
     "read_RouteEveryMax": _route_every_max,
     "read_SquaredError": _squared_error,
+    "read_SpreadUnscaled": lambda r, e: r(e.grad).repeat(e.size, axis=2).repeat(e.size, axis=3),
 }
 TEXT_READINGS: dict[str, Callable] = {
     "read_Turn180": lambda t, e: f"turn180({t(e.a)})",
@@ -177,6 +192,7 @@ TEXT_READINGS: dict[str, Callable] = {
     "read_StepAt": lambda t, e: f"H({t(e.a)}, H(0) = {e.at_zero})",
     "read_RouteEveryMax": lambda t, e: f"route_every_max({t(e.a)}, {t(e.grad)})",
     "read_SquaredError": lambda t, e: f"{e.reduction} ({t(e.output)} - {t(e.target)})^2",
+    "read_SpreadUnscaled": lambda t, e: f"spread({t(e.grad)})",
 }
 
 
@@ -232,6 +248,55 @@ type = "dense"
 units = 1
 [[layers]]
 type = "sigmoid"
+""",
+    # tanh, average pooling in floor mode (3 does not divide 4) and softmax cross-entropy
+    "vocab": """\
+name = "vocab"
+input = [1, 5, 5]
+loss = "cross_entropy"
+batch = 2
+[[layers]]
+type = "conv2d"
+filters = 2
+kernel = 2
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "avgpool2d"
+size = 3
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+units = 3
+[[layers]]
+type = "softmax"
+""",
+    # a strided, padded, non-square convolution after a plain one: its input rule is backpropagated
+    "strided": """\
+name = "strided"
+input = [1, 5, 4]
+loss = "cross_entropy"
+batch = 2
+[[layers]]
+type = "conv2d"
+filters = 1
+kernel = 2
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "conv2d"
+filters = 2
+kernel = [3, 2]
+stride = 2
+padding = 1
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+units = 2
+[[layers]]
+type = "softmax"
 """,
     "sigmoid_mlp": """\
 name = "sigmoid_mlp"
@@ -328,6 +393,7 @@ class Mutant:
 
 E2E_ALL_SMALL_CNN = ("end-to-end dL/dW1", "end-to-end dL/dB1", "end-to-end dL/dW2", "end-to-end dL/dB2")
 E2E_ALL_MLP = E2E_ALL_SMALL_CNN
+E2E_CONV_VOCAB = ("end-to-end dL/dW1", "end-to-end dL/dB1")
 
 CATALOGUE: list[Mutant] = [
     Mutant(
@@ -555,6 +621,58 @@ CATALOGUE: list[Mutant] = [
             n, "tanh", "Z2", lambda s: tx.Product(_g(s), tx.Product(s.output, tx.OneMinus(s.output)))
         ),
         ("local tanh: dL/dZ2", *E2E_ALL_MLP),
+    ),
+]
+
+
+CATALOGUE += [
+    Mutant(
+        "avgpool_without_window_size",
+        "avg-pool backward copies each gradient over its window without dividing by size^2",
+        "vocab",
+        lambda n: replace_rule(
+            n,
+            "avgpool2d",
+            "A1",
+            lambda s: type(s.rules["A1"])(SpreadUnscaled(_g(s), s.layer.options["size"]), s.rules["A1"].pads),
+        ),
+        ("local avgpool2d: dL/dA1", *E2E_CONV_VOCAB),
+    ),
+    Mutant(
+        "conv_dW_stride_ignored",
+        "dW2 = correlate(pad(A1), dZ2) with stride 1: the stride ignored in the weight rule",
+        "strided",
+        lambda n: replace_rule(
+            n,
+            "conv2d",
+            "W2",
+            lambda s: ops.StridedWeightGrad(s.rules["W2"].x, _g(s), 1, s.rules["W2"].kernel),
+        ),
+        ("local conv2d: dL/dW2", "end-to-end dL/dW2"),
+    ),
+    Mutant(
+        "conv_dX_padding_mask_missing",
+        "dA1 = the top-left of the padded-domain gradient: the padding's rows and columns not masked out",
+        "strided",
+        lambda n: replace_rule(n, "conv2d", "A1", lambda s: ops.Crop(s.rules["A1"].a, ((0, 2), (0, 2)))),
+        ("local conv2d: dL/dA1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "softmax_ce_without_mean",
+        "dL/dZ2 = A2 - Y for a batch mean over K classes: the 1/N forgotten",
+        "vocab",
+        lambda n: replace_rule(n, "loss", "Z2", lambda s: tx.BatchScale(s.rules["Z2"].a, "sum")),
+        # the vocab network is proven end to end at its batch of 2, where 1/N is not 1
+        ("local cross_entropy loss: dL/dZ2", *E2E_CONV_VOCAB, "end-to-end dL/dW2", "end-to-end dL/dB2"),
+    ),
+    Mutant(
+        "softmax_ce_plus_y",
+        "dL/dZ2 = A2 + Y over K classes (sign slip)",
+        "vocab",
+        lambda n: replace_rule(
+            n, "loss", "Z2", lambda s: _scaled_like(s.rules["Z2"], plus(s.rules["Z2"].a.a, s.rules["Z2"].a.b))
+        ),
+        ("local cross_entropy loss: dL/dZ2", *E2E_CONV_VOCAB, "end-to-end dL/dW2", "end-to-end dL/dB2"),
     ),
 ]
 

@@ -537,11 +537,12 @@ class Derivation:
         inputs: dict[str, tuple[Step, list[str]]] = {}
         for s in self.layers():
             inputs.setdefault(s.rule.name, (s, []))[1].append(self.names.symbol(s.input.name))
-        items = [
-            {"source": source, "data": s.rule.latex_convention_data(found)}
-            for s, found in inputs.values()
-            for source in s.rule.latex_conventions
-        ]
+        items, stated = [], set()
+        for s, found in inputs.values():
+            for source in s.rule.latex_conventions:
+                if source not in stated:  # a convention two types share (pooling windows) is stated once
+                    stated.add(source)
+                    items.append({"source": source, "data": s.rule.latex_convention_data(found)})
         loss = self.loss_step.rule
         return {
             "items": items,

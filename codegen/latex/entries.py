@@ -164,7 +164,15 @@ def bce_steps(names: Names, logit: str, target: str, output: str, label: str) ->
 
 
 def loss_steps(names: Names, loss: tx.Expr, logit: str, target: str, output: str, label: str) -> list[Row]:
-    """The per-sample loss and its derivative, step by step, by the loss's operation."""
+    """The per-sample loss and its derivative, step by step, by the loss's operation.
+
+    An operation declared outside the language carries its own steps, ``latex_steps(z, y, a,
+    label)``: (left, right, label) triples in the document's symbols.
+    """
+    carried = getattr(loss, "latex_steps", None)
+    if carried is not None:
+        symbols = (names.symbol(logit), names.symbol(target), names.symbol(output))
+        return [Row(left, right, row_label) for left, right, row_label in carried(*symbols, label)]
     if isinstance(loss, tx.BinaryCrossEntropyWithLogits):
         return bce_steps(names, logit, target, output, label)
     if isinstance(loss, tx.HalfSquaredError):

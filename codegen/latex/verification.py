@@ -118,6 +118,10 @@ class Verification:
             "end-to-end": self.end_to_end,
             "count": self.count,
             "batch": self.batch_reduction,
+            "miniature": self.miniature,
+            "shapes": self.shapes,
+            "composition": self.composition,
+            "parameter-count": self.parameter_count,
         }
         if record.key in by_key:
             return by_key[record.key](record)
@@ -135,9 +139,45 @@ class Verification:
         else:
             contraction = rf"\sum_{{o}} G_{{o}}\, {self.names.entry(step.output.name, ('o',))}"
             derivative = rf"\partial \bigl({contraction}\bigr)/\partial {theta}"
-        kind = KIND_WORDS[step.rule.kind]
+        kind = getattr(step.rule, "kind_words", "") or KIND_WORDS[step.rule.kind]  # a type may say it itself
         how = f"{_math(derivative)} for every $k$, at batch size ${record.batch}$; {kind}."
-        return f"{head}: {self.rule(record)}", how
+        return f"{head}: {self.rule(record)}", how + self.reduced(record)
+
+    def reduced(self, record: ProofRecord) -> str:
+        """`` Proven on the miniature: input 1x16x16; ...``, for a record of a miniature; else nothing."""
+        if not record.sizes:
+            return ""
+        return f" Proven on the miniature: {text_escape(record.sizes)}."
+
+    def miniature(self, record: ProofRecord) -> tuple[str, str]:
+        what = (
+            "The miniature has the network's architecture: the same layer types in the same order, "
+            "with the same kernels, strides, padding, windows, bias flags, loss, reduction and number "
+            "of classes; only the input, the filters and the hidden units are smaller "
+            f"({text_escape(record.sizes)})."
+        )
+        how = "comparison of the two specs, layer by layer; every rule is one declaration of its type."
+        return what, how
+
+    def shapes(self, record: ProofRecord) -> tuple[str, str]:
+        what = (
+            "Shapes at the network's own sizes: every forward map has the shape of its output, and "
+            "every rule the shape of the tensor it differentiates."
+        )
+        return what, "the shape rules of the expression language, read on every forward map and rule."
+
+    def composition(self, record: ProofRecord) -> tuple[str, str]:
+        loss = self.names.loss
+        what = (
+            rf"Composition: from $\partial {loss}/\partial {loss} = 1$ back, every rule reads only "
+            "forward values, parameters and a gradient already computed, and every trainable parameter "
+            "receives one; by the chain rule the composed local rules are the gradient of the loss."
+        )
+        return what, "a walk of the backward plan in the order the generated code runs it."
+
+    def parameter_count(self, record: ProofRecord) -> tuple[str, str]:
+        what = f"Trainable parameters: {_math(self.sizes())}, each the target of exactly one rule."
+        return what, "the declared shapes, and the targets of the backward plan."
 
     def end_to_end(self, record: ProofRecord) -> tuple[str, str]:
         theta = self.sym(record.target)
@@ -146,7 +186,7 @@ class Verification:
             rf"the coefficient of each $c_{{k}}$ in {_math(moved)} at $\varepsilon = 0$, for the loss of "
             f"{self.samples(record.batch)}."
         )
-        return self.rule(record), how
+        return self.rule(record), how + self.reduced(record)
 
     def count(self, record: ProofRecord) -> tuple[str, str]:
         loss = self.names.loss

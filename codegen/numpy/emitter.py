@@ -11,6 +11,7 @@ from gradproof.codegen.numpy.printer import HELPER_ORDER, HELPERS, NumpyReading
 from gradproof.codegen.project import build_command
 from gradproof.codegen.writing import with_header
 from gradproof.derive import texpr as tx
+from gradproof.derive.miniature import describe, miniature
 from gradproof.derive.network import LOSS_NAME, Network, Step, gradient_name
 from gradproof.derive.prover import ProofRecord
 from gradproof.derive.statement import text
@@ -35,11 +36,13 @@ def environment() -> jinja2.Environment:
 
 def _proof_summary(records: list[ProofRecord], step: Step, target: str) -> str:
     """'local 9/9, end-to-end 9/9 entries' from the records proving ``step``'s rule for ``target``."""
-    parts = []
+    parts, miniature = [], False
     for r in records:
         if r.holds and (r.step_output, r.target) == (step.output.name, target):
             parts.append(f"{r.level} {r.entries}/{r.entries}")
-    return f"{', '.join(parts)} entries" if parts else "no proof record given to the emitter"
+            miniature = miniature or bool(r.sizes)
+    where = " on the miniature" if miniature else ""
+    return f"{', '.join(parts)} entries{where}" if parts else "no proof record given to the emitter"
 
 
 def _shape_text(shape: tx.Shape) -> str:
@@ -50,7 +53,14 @@ def conventions(network: Network) -> list[str]:
     """What the module's docstring states: each layer type's conventions once, then the loss's."""
     lines = [line for step in network.steps[:-1] for line in step.rule.docstring]
     loss = network.steps[-1]
-    return list(dict.fromkeys(lines)) + [loss.rule.docstring_line(loss.input.name)]
+    lines = list(dict.fromkeys(lines)) + [loss.rule.docstring_line(loss.input.name)]
+    if network.spec.proof == "reduced":
+        sizes = describe(miniature(network.spec))
+        lines.append(
+            f"the rules are proven on the miniature ({sizes}), the same architecture at\n  reduced "
+            "sizes; shapes, composition and parameter count at the sizes below;"
+        )
+    return lines
 
 
 def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
@@ -92,16 +102,24 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     loss_uses_n = "/ N" in loss_code
     backward_uses_n = any("/ N" in line["code"] for line in backward_lines)
     helpers = [HELPERS[h].strip("\n") for h in HELPER_ORDER if h in reading.helpers]
+    helpers += [reading.carried[h].strip("\n") for h in sorted(reading.carried)]
     body = (
         environment()
         .get_template("network.py.j2")
         .render(
             name=network.spec.name,
+            input_name=network.input.name,
+            input_shape=_shape_text(network.input.shape[1:]),
+            input_shape_text=", ".join(map(str, network.input.shape[1:])),
+            output_shape=_shape_text(network.target.shape[1:]),
+            output_shape_text=", ".join(map(str, network.target.shape[1:])),
+            targets=loss_step.rule.targets,
+            classes=network.target.shape[-1],
             conventions=conventions(network),
             build_command=build_command(network.spec),
             reduction=network.spec.reduction,
             shapes=shapes,
-            uses_windows=bool(reading.helpers & {"correlate", "correlate_weight"}),
+            uses_windows=any("as_strided(" in helper for helper in helpers),
             params=params,
             param_names=param_names,
             output=network.output.name,

@@ -22,6 +22,9 @@ class NumpyReading:
 
     def __init__(self) -> None:
         self.helpers: set[str] = set()
+        self.carried: dict[
+            str, str
+        ] = {}  # helpers of operations declared outside this reading: name -> source
 
     def __call__(self, expr: tx.Expr) -> str:
         return tx.reading_method(self, expr)(expr)
@@ -46,6 +49,11 @@ class NumpyReading:
     def _call(self, helper: str, *args: str) -> str:
         self.helpers.add(helper)
         return f"{helper}({', '.join(args)})"
+
+    def carried_call(self, helper: str, source: str, *args: str) -> str:
+        """A call to a helper that an operation declared elsewhere carries with its own NumPy reading."""
+        self.carried[helper] = source
+        return self._call(helper, *args)
 
     def read_Tensor(self, e: tx.Tensor) -> str:
         return e.name

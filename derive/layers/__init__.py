@@ -32,7 +32,8 @@ from gradproof.derive.layers.convolution import Conv2d
 from gradproof.derive.layers.dense import Dense
 from gradproof.derive.layers.flatten import Flatten
 from gradproof.derive.layers.losses import SigmoidBCE, SquaredError
-from gradproof.derive.layers.pooling import MaxPool2d
+from gradproof.derive.layers.pooling import AvgPool2d, MaxPool2d
+from gradproof.derive.layers.softmax import CrossEntropy, SoftmaxLayer
 
 LAYERS: dict[str, LayerType] = {}
 LOSSES: dict[str, LossType] = {}
@@ -47,7 +48,20 @@ def register(entry: LayerType | LossType) -> LayerType | LossType:
     return entry
 
 
-BUILT_IN = (Conv2d, ReluLayer, SigmoidLayer, TanhLayer, MaxPool2d, Flatten, Dense, SigmoidBCE, SquaredError)
+BUILT_IN = (
+    Conv2d,
+    ReluLayer,
+    SigmoidLayer,
+    TanhLayer,
+    MaxPool2d,
+    AvgPool2d,
+    Flatten,
+    Dense,
+    SoftmaxLayer,
+    SigmoidBCE,
+    SquaredError,
+    CrossEntropy,
+)
 for _entry in BUILT_IN:
     register(_entry())
 

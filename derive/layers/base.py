@@ -239,6 +239,9 @@ class LossType(Words):
     name: ClassVar[str]
     kind: ClassVar[str]
     summary: ClassVar[str]
+    # What its targets are, for the generated module's checks: "real" (any values), "binary" (in [0,
+    # 1]) or "classes" (rows that sum to 1; class indices accepted and converted).
+    targets: ClassVar[str] = "real"
     # The layer type whose *input* (the logit) a fused loss differentiates; None: the output itself.
     reads_logit_of: ClassVar[str | None] = None
     latex_operation: ClassVar[str] = ""
@@ -249,9 +252,16 @@ class LossType(Words):
     def declare(self, ctx: LossContext) -> Declaration:  # pragma: no cover - every type overrides
         raise NotImplementedError
 
-    def lemmas(self, logit: str, prediction: str, target: str) -> tuple[Use, ...]:
-        """Network-wide obligations of the loss, stated in the network's names of its tensors."""
+    def lemmas(self, logit: str, prediction: str, target: str, output: Shape = ()) -> tuple[Use, ...]:
+        """Network-wide obligations of the loss, stated in the network's names of its tensors.
+
+        ``output`` is the per-sample shape of the network's output (the classes of a softmax).
+        """
         return ()
+
+    def constrain_target(self, target: np.ndarray) -> np.ndarray:
+        """The target entries the proofs read, with the loss's hypothesis made true (default: none)."""
+        return target
 
     def docstring_line(self, logits: str) -> str:
         return ""

@@ -1,4 +1,11 @@
-"""conv2d: valid cross-correlation with a bias per filter (a bilinear layer)."""
+"""conv2d: cross-correlation with a bias per filter (a bilinear layer): stride, zero padding, kh x kw kernels.
+
+``kernel`` is one side or ``[kh, kw]``; ``stride`` (default 1) moves the window; ``padding`` (one
+side or ``[ph, pw]``, default 0) adds zeros around the input first. A stride that does not divide
+follows PyTorch's floor mode: rows and columns no window reaches get a gradient of 0. With
+stride 1 and no padding the rules are the valid correlation's; padding makes the input rule a
+crop of the full convolution, and a stride > 1 makes it a transposed convolution.
+"""
 
 # ruff: noqa: E501 - the LaTeX words keep the line breaks of the documents they print
 
@@ -18,9 +25,36 @@ from gradproof.derive.layers.base import (
     Options,
     Parameter,
     Shape,
+    positive_int_problem,
     with_bias,
 )
-from gradproof.derive.texpr import Correlate, FullConvolve, SumAxes
+from gradproof.derive.operations import Crop, Pad, StridedCorrelate, StridedWeightGrad, TransposedConvolve
+from gradproof.derive.texpr import Correlate, Expr, FullConvolve, SumAxes
+
+
+def _pair(raw, name: str, meaning: str, default: int | None, smallest: int) -> tuple[int, int]:
+    """One int for both sides or ``[rows, columns]``, each at least ``smallest``."""
+    value = raw.get(name, default)
+    if value is None:
+        raise LayerError(f"missing required field ({meaning})", name)
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and len(value) != 2:
+        raise LayerError(f"must be one integer or [rows, columns], got {value!r}", name)
+    for v in values:
+        if smallest == 0 and v == 0 and not isinstance(v, bool):
+            continue
+        problem = positive_int_problem(v)
+        if problem:
+            zero = " or 0" if smallest == 0 else ""
+            raise LayerError(problem.replace("a positive integer", f"a positive integer{zero}"), name)
+    return (values[0], values[-1])
+
+
+def geometry(options: Options) -> tuple[tuple[int, int], int, tuple[int, int]]:
+    """(kh, kw), stride, (ph, pw) of a conv2d layer's options."""
+    kernel, padding = options["kernel"], options["padding"]
+    as_pair = lambda v: tuple(v) if isinstance(v, tuple) else (v, v)  # noqa: E731
+    return as_pair(kernel), options["stride"], as_pair(padding)
 
 
 class Conv2d(LayerType):
@@ -29,7 +63,9 @@ class Conv2d(LayerType):
     summary = "valid cross-correlation plus a bias per filter"
     fields = (
         Field("filters", "number of filters"),
-        Field("kernel", "kernel height and width"),
+        Field("kernel", "kernel side, or [height, width]"),
+        Field("stride", "step of the window (default 1)"),
+        Field("padding", "zeros around the input, one side or [rows, columns] (default 0)"),
         Field("bias", "", default=True),
     )
     stem = "Z"
@@ -57,32 +93,61 @@ convolution of the output gradient with the filter (Section~\ref{\VAR{entries_la
 """,
     }
 
+    def options(self, raw) -> dict:
+        known = [f.name for f in self.fields]
+        for key in raw:
+            if key != "type" and key not in known:
+                raise LayerError(f"unknown field for {self.name} (known: {', '.join(known)})", key)
+        filters = Field("filters", "number of filters").read(raw)
+        kernel = _pair(raw, "kernel", "kernel side, or [height, width]", None, 1)
+        padding = _pair(raw, "padding", "", 0, 0)
+        stride = raw.get("stride", 1)
+        problem = positive_int_problem(stride)
+        if problem:
+            raise LayerError(problem, "stride")
+        bias = Field("bias", "", default=True).read(raw)
+        square = lambda pair: pair[0] if pair[0] == pair[1] else pair  # noqa: E731 - as the spec wrote it
+        return {
+            "filters": filters,
+            "kernel": square(kernel),
+            "stride": stride,
+            "padding": square(padding),
+            "bias": bias,
+        }
+
     def output_shape(self, shape: Shape, options: Options) -> Shape:
-        k = options["kernel"]
-        if k > shape[1] or k > shape[2]:
-            raise LayerError(f"kernel {k} is larger than the {shape[1]}x{shape[2]} input", "kernel")
-        return (options["filters"], shape[1] - k + 1, shape[2] - k + 1)
+        (kh, kw), s, (ph, pw) = geometry(options)
+        h, w = shape[1] + 2 * ph, shape[2] + 2 * pw
+        if kh > h or kw > w:
+            padded = " padded" if ph or pw else ""
+            raise LayerError(f"kernel {kh}x{kw} is larger than the{padded} {h}x{w} input", "kernel")
+        if ph >= kh or pw >= kw:
+            raise LayerError(f"padding {ph}x{pw} must be smaller than the kernel {kh}x{kw}", "padding")
+        return (options["filters"], (h - kh) // s + 1, (w - kw) // s + 1)
 
     def work(self, before: Shape, after: Shape, options: Options) -> int:
-        return prod(after) * before[0] * options["kernel"] ** 2
+        (kh, kw), _, _ = geometry(options)
+        return prod(after) * before[0] * kh * kw
 
     def chain_paths(self, paths: np.ndarray, before: Shape, options: Options) -> tuple[np.ndarray, int]:
-        # W[f, c, m, n] and B[f] reach L through every Z[f, i, j]
+        # W[f, c, m, n] and B[f] reach L through every Z[f, i, j]; X[c, h, w] through the windows over it
         per_filter = max(sum(paths[f].ravel()) for f in range(paths.shape[0]))
-        k = options["kernel"]
-        padded = np.zeros((paths.shape[0], before[1] + k - 1, before[2] + k - 1), dtype=object)
-        padded[:, k - 1 : k - 1 + paths.shape[1], k - 1 : k - 1 + paths.shape[2]] = paths
-        through = sum(padded[:, m : m + before[1], n : n + before[2]] for m in range(k) for n in range(k))
-        return np.broadcast_to(through.sum(axis=0), before).copy(), per_filter
+        (kh, kw), s, (ph, pw) = geometry(options)
+        padded = np.zeros((before[1] + 2 * ph, before[2] + 2 * pw), dtype=object)
+        total = paths.sum(axis=0)
+        for i, j in np.ndindex(total.shape):
+            padded[s * i : s * i + kh, s * j : s * j + kw] += total[i, j]
+        through = padded[ph : ph + before[1], pw : pw + before[2]]
+        return np.broadcast_to(through, before).copy(), per_filter
 
     def parameters(self, before: Shape, after: Shape, options: Options) -> tuple[Parameter, ...]:
-        k = options["kernel"]
+        (kh, kw), _, _ = geometry(options)
         weight = Parameter(
             "weight",
             "W",
-            (after[0], before[0], k, k),
+            (after[0], before[0], kh, kw),
             "filters (filters, channels, rows, columns)",
-            before[0] * k * k,
+            before[0] * kh * kw,
         )
         if not options["bias"]:
             return (weight,)
@@ -90,12 +155,25 @@ convolution of the output gradient with the filter (Section~\ref{\VAR{entries_la
 
     def declare(self, ctx: Context) -> Declaration:
         x, w, g = ctx.input, ctx.params["weight"], ctx.upstream
+        (kh, kw), s, (ph, pw) = geometry(ctx.options)
+        pads = ((ph, ph), (pw, pw))
+        padded: Expr = Pad(x, pads) if ph or pw else x
+        if s == 1:
+            forward: Expr = Correlate(padded, w)
+            weight_rule: Expr = Correlate(padded, g)  # dW = correlate(X, dZ)
+            input_rule: Expr = FullConvolve(g, w)  # dX = full convolution of dZ with W
+        else:
+            _, _, h, width = padded.shape
+            forward = StridedCorrelate(padded, w, s)
+            weight_rule = StridedWeightGrad(padded, g, s, (kh, kw))
+            input_rule = TransposedConvolve(g, w, s, (h, width))  # floor mode: unreached rows get 0
+        if ph or pw:
+            input_rule = Crop(
+                input_rule, pads
+            )  # the padding's zeros are not inputs: their gradient is dropped
         return with_bias(
-            Correlate(x, w),
-            {
-                w.name: Correlate(x, g),  # dW = correlate(X, dZ)
-                x.name: FullConvolve(g, w),  # dX = full convolution of dZ with W
-            },
+            forward,
+            {w.name: weight_rule, x.name: input_rule},
             ctx.params.get("bias"),
             SumAxes(g, (0, 2, 3)),  # dB = sum of dZ over batch and positions
         )

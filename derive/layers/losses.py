@@ -124,6 +124,7 @@ class SigmoidBCE(LossType):
     kind = FUSED
     summary = "binary cross-entropy of the sigmoid, from the logit"
     reads_logit_of = "sigmoid"
+    targets = "binary"
     display = "Cross-entropy loss"
     latex_operation = r"\text{BCE}"
     latex_conventions = (
@@ -146,7 +147,7 @@ gradient never divides by $\VAR{out}$ or $1 - \VAR{out}$, which can round to $0$
             {logits.name: BatchScale(Difference(out, y), ctx.reduction)},
         )
 
-    def lemmas(self, logit: str, prediction: str, target: str) -> tuple[Use, ...]:
+    def lemmas(self, logit: str, prediction: str, target: str, output=()) -> tuple[Use, ...]:
         return (
             Use(SIGMOID_BCE, (logit, prediction, target)),
             Use(LOGIT_FORM, (logit, target)),

@@ -1,4 +1,9 @@
-"""maxpool2d: the maximum of each window (a selection), with its window lemma and its tie convention."""
+"""Pooling: maxpool2d (a selection, with its window lemma and its tie convention) and avgpool2d (linear).
+
+Both use windows of ``size`` x ``size`` with stride ``size`` and PyTorch's floor mode: when the
+size does not divide the input, the last rows and columns that no window covers are left out of
+the output (``Crop`` before the pool) and get a gradient of 0 (``Pad`` around the rule).
+"""
 
 # ruff: noqa: E501 - the LaTeX words keep the line breaks of the documents they print
 
@@ -10,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from gradproof.derive.layers.base import (
+    LINEAR,
     SELECTION,
     Context,
     Declaration,
@@ -21,10 +27,11 @@ from gradproof.derive.layers.base import (
     Shape,
     Use,
 )
+from gradproof.derive.operations import AvgPool, Crop, Pad, SpreadAvg
 from gradproof.derive.records import ProofRecord, concrete, timed
 from gradproof.derive.statement import gradient_name, tensor_label
 from gradproof.derive.symbolic import SymbolicReading, window_lemma_holds
-from gradproof.derive.texpr import MaxPool, RouteMax
+from gradproof.derive.texpr import Expr, MaxPool, RouteMax, Tensor
 
 
 def prove_window_lemma(size: int) -> ProofRecord:
@@ -89,8 +96,10 @@ def prove_pooling_ties(network, step) -> ProofRecord:
             upstream[index] = sp.Integer(n + 1)
         for values in patterns:
             window = np.array([sp.Integer(v) for v in values], dtype=object).reshape(size, size)
-            a_values = np.tile(window, (shape[0], shape[1], shape[2] // size, shape[3] // size))
-            env = {a.name: a_values.astype(object), step.upstream.name: upstream}
+            a_values = np.full(shape, sp.Integer(0), dtype=object)  # rows no window covers stay 0
+            tiled = np.tile(window, (shape[0], shape[1], shape[2] // size, shape[3] // size))
+            a_values[:, :, : tiled.shape[2], : tiled.shape[3]] = tiled
+            env = {a.name: a_values, step.upstream.name: upstream}
             got = SymbolicReading(env, 1)(step.rules[a.name])
             first = values.index(max(values))
             for index in np.ndindex(out_shape):
@@ -120,6 +129,13 @@ WINDOW_LEMMA = Obligation("window-max", "lemma", prove_window_lemma, typeset_win
 POOLING_TIES = Obligation("pooling-ties", "convention", prove_pooling_ties, typeset_pooling_ties)
 
 
+FLOOR_MODE = r"""\item \emph{Pooling windows} of side $s$ move by $s$; when $s$ does not divide the input, the last rows and columns that
+  no window covers are left out and receive a gradient of $0$, as PyTorch's floor mode does."""
+FLOOR_DOCSTRING = (
+    "pooling windows of side s move by s; rows and columns no window covers (floor mode) get gradient 0;"
+)
+
+
 class MaxPool2d(LayerType):
     name = "maxpool2d"
     kind = SELECTION
@@ -130,11 +146,15 @@ class MaxPool2d(LayerType):
     conventions = (POOLING_TIES,)
     display = "Max-pooling"
     output_meaning = "max-pooled activation"
-    docstring = ("max-pool sends each window's gradient to its first maximum in row-major order;",)
+    docstring = (
+        "max-pool sends each window's gradient to its first maximum in row-major order;",
+        FLOOR_DOCSTRING,
+    )
     latex_conventions = (
         r"""\item \emph{Pooling ties.} A window whose maximum is tied passes its whole gradient to the first maximum in row-major
   order, as PyTorch's \texttt{max\_pool2d} does. SymPy's derivative of $\max$ would give every tied entry
   $\frac{1}{2}$ instead, so a window of four equal values would pass on twice its gradient. Away from ties, the identities are proven for every ordering of a window's values.""",
+        FLOOR_MODE,
     )
     region = "where no pooling window\nhas a tied maximum"
     prose = {
@@ -146,18 +166,15 @@ the first position in row-major order (Section~\ref{\VAR{conventions_label}}).
     }
 
     def output_shape(self, shape: Shape, options: Options) -> Shape:
-        s = options["size"]
-        if shape[1] % s or shape[2] % s:
-            raise LayerError(f"size {s} does not divide the {shape[1]}x{shape[2]} input", "size")
-        return (shape[0], shape[1] // s, shape[2] // s)
+        return floor_pooled(shape, options["size"])
 
     def chain_paths(self, paths, before, options):
-        size = options["size"]
-        return paths.repeat(size, axis=1).repeat(size, axis=2), 0
+        return spread_paths(paths, before, options["size"]), 0
 
     def declare(self, ctx: Context) -> Declaration:
         a, g, size = ctx.input, ctx.upstream, ctx.options["size"]
-        return Declaration(MaxPool(a, size), {a.name: RouteMax(a, g, size)})
+        covered, restore = floor_mode(a, size)
+        return Declaration(MaxPool(covered, size), {a.name: restore(RouteMax(covered, g, size))})
 
     def lemmas(self, options: Options) -> tuple[Use, ...]:
         return (Use(WINDOW_LEMMA, (options["size"],)),)
@@ -167,3 +184,73 @@ the first position in row-major order (Section~\ref{\VAR{conventions_label}}).
             return r"\text{pool}"
         size = options["size"]
         return rf"\text{{max-pool}}\ {size}{{\times}}{size}"
+
+
+# --------------------------------------------------------------- floor mode
+
+
+def floor_pooled(shape: Shape, size: int) -> Shape:
+    """The pooled shape in floor mode; a window larger than the input is refused."""
+    if size > shape[1] or size > shape[2]:
+        raise LayerError(f"size {size} is larger than the {shape[1]}x{shape[2]} input", "size")
+    return (shape[0], shape[1] // size, shape[2] // size)
+
+
+def floor_mode(a: Tensor, size: int):
+    """The part of ``a`` the windows cover, and how a gradient of that part becomes one of ``a``."""
+    _, _, h, w = a.shape
+    pads = ((0, h % size), (0, w % size))
+    if pads == ((0, 0), (0, 0)):
+        return a, lambda rule: rule
+    return Crop(a, pads), lambda rule: Pad(rule, pads)
+
+
+def spread_paths(paths: np.ndarray, before: Shape, size: int) -> np.ndarray:
+    """Chain-rule paths of a pooling input: those of its window's output; 0 where no window reaches."""
+    spread = paths.repeat(size, axis=1).repeat(size, axis=2)
+    out = np.zeros(before, dtype=object)
+    out[:, : spread.shape[1], : spread.shape[2]] = spread
+    return out
+
+
+# ------------------------------------------------------------------ avgpool
+
+
+class AvgPool2d(LayerType):
+    name = "avgpool2d"
+    kind = LINEAR
+    summary = "mean of each window, stride = size"
+    fields = (Field("size", "window height, width and stride"),)
+    stem = "P"
+    input_rank = "spatial"
+    display = "Average pooling"
+    output_meaning = "average-pooled activation"
+    docstring = (
+        "average pooling divides each window's gradient by size**2 and spreads it over the window;",
+        FLOOR_DOCSTRING,
+    )
+    latex_conventions = (FLOOR_MODE,)
+    prose = {
+        "input": r"""\paragraph{Average pooling.} It has no parameters. Each pooled value is the mean of the $s^{2}$ entries of its window, so
+each of those entries has slope $1/s^{2}$: the gradient of each window is spread evenly over it, divided by the window's
+size. Entries that no window covers (when the window does not divide the input) receive $0$.
+""",
+    }
+
+    def output_shape(self, shape: Shape, options: Options) -> Shape:
+        return floor_pooled(shape, options["size"])
+
+    def chain_paths(self, paths, before, options):
+        return spread_paths(paths, before, options["size"]), 0
+
+    def declare(self, ctx: Context) -> Declaration:
+        a, g, size = ctx.input, ctx.upstream, ctx.options["size"]
+        covered, restore = floor_mode(a, size)
+        rule: Expr = SpreadAvg(g, size)
+        return Declaration(AvgPool(covered, size), {a.name: restore(rule)})
+
+    def latex_operation(self, options: Options, short: bool = False) -> str:
+        if short:
+            return r"\text{pool}"
+        size = options["size"]
+        return rf"\text{{avg-pool}}\ {size}{{\times}}{size}"
