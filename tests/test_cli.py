@@ -59,7 +59,7 @@ GRADPROOF = [sys.executable, "-m", "gradproof.codegen.cli"]
 @pytest.fixture()
 def project(tmp_path, monkeypatch):
     """A copy of this repository's outputs, pyproject.toml and manifest, as the working directory."""
-    for folder in ("generated", "docs/derivations"):
+    for folder in ("generated", "docs/derivations", "examples"):  # examples: the specs pyproject declares
         shutil.copytree(ROOT / folder, tmp_path / folder)
     for name in ("pyproject.toml", "gradproof-manifest.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
