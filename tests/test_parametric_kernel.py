@@ -1,0 +1,227 @@
+"""The parametric kernel's steps against brute-force enumeration on small sizes.
+
+Each step of ``derive.parametric`` claims an identity over the integers; here every claim is
+checked by enumerating the integers it quantifies over (a box large enough to hold every
+solution), with code that shares nothing with the step but SymPy's arithmetic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from gradproof.derive import texpr as tx
+from gradproof.derive.network import build
+from gradproof.derive.parametric import catalogue
+from gradproof.derive.parametric.conditions import Conditions, equivalent, implies, infeasible
+from gradproof.derive.parametric.deltas import NotEliminated, differentiate, eliminate
+from gradproof.derive.parametric.reading import IndexReading, divided
+from gradproof.derive.parametric.terms import Term, constant, summed
+from gradproof.derive.parametric.theorem import _evaluate
+from gradproof.derive.spec import builtin_names, load
+from gradproof.derive.symbolic import SymbolicReading, symbol_array
+
+x, y, z = sp.symbols("x y z", integer=True)
+BOX = range(-6, 7)
+
+
+def _value(form, point: dict) -> int:
+    return form.constant + sum(a * point[v] for v, a in form.coefficients)
+
+
+def _holds(conditions: Conditions, point: dict) -> bool:
+    """Every row at an integer point, evaluated in Python integers (variables must be symbols)."""
+    return all(_value(f, point) >= 0 for f in conditions.inequalities) and all(
+        _value(f, point) == 0 for f in conditions.equalities
+    )
+
+
+def _random_system(rng: random.Random, variables, rows: int) -> Conditions:
+    inequalities = []
+    for _ in range(rows):
+        form = sum(rng.randint(-3, 3) * v for v in variables) + rng.randint(-5, 5)
+        inequalities.append(form)
+    box = [e for v in variables for e in (v + 4, 4 - v)]  # every solution lies in [-4, 4]^n
+    return Conditions.of(inequalities + box)
+
+
+# ------------------------------------------------------------- Fourier-Motzkin
+
+
+def test_infeasible_is_sound_and_decides_these_systems():
+    """Never "infeasible" for a system with an integer point; and it finds most empty ones."""
+    rng = random.Random(0)
+    decided_empty = empty = 0
+    for _ in range(300):
+        system = _random_system(rng, (x, y, z), rng.randint(2, 6))
+        has_point = any(
+            _holds(system, {x: a, y: b, z: c}) for a, b, c in itertools.product(range(-4, 5), repeat=3)
+        )
+        says_empty = infeasible(*system.rows())
+        assert not (says_empty and has_point)
+        empty += not has_point
+        decided_empty += says_empty
+    assert empty > 30 and decided_empty >= 0.9 * empty, (decided_empty, empty)
+
+
+def test_integer_tightening_sees_what_the_rationals_miss():
+    # 1 <= 2x <= 1 has the rational solution 1/2 and no integer one.
+    assert infeasible(*Conditions.of([2 * x - 1, 1 - 2 * x]).rows())
+    # 2x = 2y + 1: no integer solution (gcd 2 does not divide 1).
+    assert infeasible(*Conditions.of(equalities=[2 * x - 2 * y - 1]).rows())
+    assert not infeasible(*Conditions.of([2 * x - 2, 2 - 2 * x]).rows())
+
+
+def test_implies_and_equivalent_against_enumeration():
+    rng = random.Random(1)
+    for _ in range(200):
+        a = _random_system(rng, (x, y), rng.randint(1, 3))
+        b = _random_system(rng, (x, y), rng.randint(1, 3))
+        points = [{x: i, y: j} for i, j in itertools.product(BOX, repeat=2)]
+        truly = all(_holds(b, p) for p in points if _holds(a, p))
+        if implies(Conditions(), a, b):
+            assert truly
+        if equivalent(Conditions(), a, b):
+            assert [_holds(a, p) for p in points] == [_holds(b, p) for p in points]
+    # A decided case: under 0 <= x <= n - 1, x <= n is implied, x <= n - 2 is not.
+    n = sp.Symbol("n", integer=True)
+    hyp = Conditions.of([n - 1])
+    assert implies(hyp, Conditions.of([x, n - 1 - x]), Conditions.of([n - x]))
+    assert not implies(hyp, Conditions.of([x, n - 1 - x]), Conditions.of([n - 2 - x]))
+
+
+# ------------------------------------------------------------- delta elimination
+
+
+def _brute_sum(term: Term, free: dict) -> sp.Expr:
+    """The term's value at the free point, its bound variables enumerated over ``BOX``."""
+    total = sp.Integer(0)
+    for point in itertools.product(BOX, repeat=len(term.bound)):
+        at = {**free, **dict(zip(term.bound, point, strict=True))}
+        if all(f.expr().xreplace(at) >= 0 for f in term.conditions.inequalities) and all(
+            f.expr().xreplace(at) == 0 for f in term.conditions.equalities
+        ):
+            total += term.coefficient.xreplace(at)
+    return total
+
+
+def test_delta_elimination_against_enumeration():
+    """sum_{v in [lo, hi]} F(v) [a v + r = 0] for a = +-1, and the gcd rule, on every free value."""
+    f = sp.Function("F")
+    v, w, u = sp.symbols("v w u", integer=True)
+    rng = random.Random(2)
+    for _ in range(60):
+        a = rng.choice((1, -1, 2, -2, 3))
+        b = rng.choice((0, 1, -1, 2))
+        r = rng.randint(-3, 3)
+        term = Term(
+            (v, w),
+            Conditions.of([v + 2, 3 - v, w, 2 - w], equalities=[a * v + b * w + 2 * u + r]),
+            f(v, w, u),
+        )
+        try:
+            eliminated = eliminate(term)
+        except NotEliminated:
+            assert all(abs(c) != 1 for c in (a, b) if c), (a, b)  # refused only without a unit
+            continue
+        for value in range(-4, 5):
+            expected = _brute_sum(term, {u: value})
+            got = sp.Integer(0) if eliminated is None else _brute_sum(eliminated[0], {u: value})
+            assert sp.expand(got - expected) == 0, (a, b, r, value)
+
+
+def test_gcd_rule_drops_a_delta_without_integer_solutions():
+    i, n = sp.symbols("i n", integer=True)
+    # sum_i [0 <= i <= 5] [2 i = 4 n + 1] g(i) = 0: the gcd 2 does not divide 1.
+    term = Term((i,), Conditions.of([i, 5 - i], equalities=[2 * i - 4 * n - 1]), sp.Function("g")(i))
+    assert eliminate(term) is None
+
+
+def test_non_unit_delta_is_refused_not_solved_as_a_fraction():
+    """SymPy's deltasummation turns sum_i delta(2i, u) g(i) into g(u/2); the kernel refuses."""
+    i, u = sp.symbols("i u", integer=True)
+    term = Term((i,), Conditions.of([i, 5 - i], equalities=[2 * i - u]), sp.Function("g")(i))
+    with pytest.raises(NotEliminated):
+        eliminate(term)
+
+
+def test_floor_of_an_index_is_read_only_when_exact():
+    q = sp.Symbol("q", integer=True)
+    assert divided(2 * q + 3, 2) == (q + 1, 1)
+    with pytest.raises(ValueError):
+        divided(q + 1, 2)
+
+
+def test_differentiate_against_sympy_at_concrete_sizes():
+    """d/dX[k] of sum_{i,m} [i + m in range] G[i] X[i + m] W[m] against SymPy's diff of the expansion."""
+    g, xb, wb = sp.IndexedBase("G"), sp.IndexedBase("X"), sp.IndexedBase("W")
+    i, m, k = sp.symbols("i m k", integer=True)
+    n_out, n_k = 3, 2
+    body = summed([(i, n_out), (m, n_k)], constant(g[i] * xb[i + m] * wb[m]))
+    derivative = differentiate(body, xb, (k,))
+    expanded = sum(g[a] * xb[a + b] * wb[b] for a in range(n_out) for b in range(n_k))
+    for value in range(n_out + n_k - 1):
+        by_kernel = sum(_brute_sum(t, {k: value}) for t in derivative)
+        assert sp.expand(by_kernel - expanded.diff(xb[value])) == 0
+
+
+# ------------------------------------------------------------- the readings at concrete sizes
+
+
+def _name(entry: sp.Indexed) -> str:
+    """The entry-wise reading's symbol name of an entry: ``X[0, 1]`` is ``X_0_1``."""
+    return f"{entry.base}_{'_'.join(map(str, entry.indices))}"
+
+
+@pytest.mark.parametrize("network_name", builtin_names())
+def test_index_reading_equals_the_entry_wise_reading(network_name):
+    """Every rule of a built-in network, read in index form at its sizes, equals the entry-wise reading.
+
+    Compared at exact rational values of every symbol (the rules with steps, sigmoids and window
+    maxima differ in their function classes, not in their values), twice per entry, on about a
+    half-dozen entries spread over each rule. An entry only the index side reads gets a value
+    of its own, so reading out of range shows.
+    """
+    network = build(load(network_name))
+    batch = 2
+    for step in network.steps:
+        tensors = [step.input, *step.params, step.output] + ([step.upstream] if step.upstream else [])
+        for expr in step.rules.values():
+            env = {}
+            for t in [*tensors, *tx.tensors_in(expr)]:
+                env.setdefault(t.name, symbol_array(t.name, tuple(batch if d == "N" else d for d in t.shape)))
+            entry_wise = SymbolicReading(env, batch)(expr)
+            shapes = {name: value.shape for name, value in env.items()}
+            reshapes = {step.input.shape: shapes[step.input.name]}
+            reading = IndexReading(shapes, sp.Integer(batch), reshapes=reshapes)
+            rng = random.Random(3)
+            every = list(np.ndindex(entry_wise.shape))
+            for index in every[:: max(1, len(every) // 6)]:
+                indexed = _evaluate(reading.entry(expr, index), {})
+                theirs = entry_wise[index]
+                for _ in range(2):
+                    names = sorted(theirs.free_symbols, key=str)
+                    values = {s: sp.Rational(rng.randint(-99, 99) or 1, rng.randint(1, 13)) for s in names}
+                    by_name = {str(s): v for s, v in values.items()}
+                    mine = {
+                        a: by_name.get(_name(a), sp.Rational(rng.randint(1, 99), 7))
+                        for a in indexed.atoms(sp.Indexed)
+                    }
+                    a, b = indexed.xreplace(mine), theirs.xreplace(values)
+                    assert abs(sp.N(a - b, 30)) < 1e-20, (network_name, expr, index)
+
+
+# ------------------------------------------------------------- theorems
+
+
+def test_every_theorem_of_the_table_is_proven_for_all_sizes():
+    """Speed is benchmarks/bench_parametric.py's job; here only the verdicts."""
+    for theorem in catalogue.every_theorem(windows=(2, 3)):
+        theorem.prove()
+        assert theorem.status == "proven", [
+            (s.name, v.reason) for s, v in zip(theorem.statements, theorem.verdicts, strict=True)
+        ]
