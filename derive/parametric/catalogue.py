@@ -34,6 +34,10 @@ def _shapes(*tensors: tx.Tensor) -> dict:
     return {t.name: tuple(sp.sympify(d) for d in t.dims) for t in tensors}
 
 
+def _roles(x: tx.Tensor, out: tx.Tensor, g: tx.Tensor, **params: tx.Tensor) -> dict[str, str]:
+    return {"input": x.name, "output": out.name, "upstream": g.name, **{r: t.name for r, t in params.items()}}
+
+
 def _layer(name: str, x: tx.Tensor, out: tx.Tensor, g: tx.Tensor, params=None, options=None):
     """The rule table's declaration of a layer type, for tensors with symbolic shapes."""
     return layers.LAYERS[name].declare(Context(x, out, g, dict(params or {}), dict(options or {})))
@@ -46,6 +50,7 @@ class Theorem:
     layer: str
     key: str  # e.g. "conv2d", "maxpool2d/2", "bce/mean"
     statements: list[Statement]
+    roles: dict[str, str] = field(default_factory=dict)  # role (input, weight, ...) -> tensor name
     verdicts: list[Verdict] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -87,13 +92,14 @@ def conv2d_theorem() -> Theorem:
     z = _t("Z1", N, F, oh, ow)
     declaration = _layer("conv2d", x, z, g, {"weight": w, "bias": b})
     statements = _statements("conv2d", declaration, g.name, (x, w, b, g), size_conditions=(H - KH, W - KW))
-    return Theorem("conv2d", "conv2d", statements)
+    return Theorem("conv2d", "conv2d", statements, _roles(x, z, g, weight=w, bias=b))
 
 
 def dense_theorem() -> Theorem:
     x, w, b, g = _t("X", N, D), _t("W1", D, U), _t("B1", U), _t("dZ1", N, U)
     declaration = _layer("dense", x, _t("Z1", N, U), g, {"weight": w, "bias": b})
-    return Theorem("dense", "dense", _statements("dense", declaration, g.name, (x, w, b, g)))
+    roles = _roles(x, _t("Z1", N, U), g, weight=w, bias=b)
+    return Theorem("dense", "dense", _statements("dense", declaration, g.name, (x, w, b, g)), roles)
 
 
 _RANKS = ((N, D), (N, C, H, W))
@@ -107,7 +113,7 @@ def relu_theorem() -> Theorem:
         statements += _statements(
             "relu", declaration, g.name, (z, g), region="on the region where no entry of Z1 is 0"
         )
-    return Theorem("relu", "relu", statements)
+    return Theorem("relu", "relu", statements, _roles(z, _t("A1"), g))
 
 
 def sigmoid_theorem() -> Theorem:
@@ -118,7 +124,7 @@ def sigmoid_theorem() -> Theorem:
         statements += _statements(
             "sigmoid", declaration, g.name, (z, g, a), definitions={"A1": tx.Sigmoid(z)}
         )
-    return Theorem("sigmoid", "sigmoid", statements)
+    return Theorem("sigmoid", "sigmoid", statements, _roles(z, a, g))
 
 
 def maxpool_theorem(window: int) -> Theorem:
@@ -133,27 +139,29 @@ def maxpool_theorem(window: int) -> Theorem:
         region="on the region where no pooling window has two equal entries",
         window=window,
     )
-    return Theorem("maxpool2d", f"maxpool2d/{window}", statements)
+    return Theorem("maxpool2d", f"maxpool2d/{window}", statements, _roles(a, p, g))
 
 
 def flatten_theorem() -> Theorem:
     p = _t("P1", N, C, H, W)
     flat, g = _t("F", N, C * H * W), _t("dF", N, C * H * W)
     declaration = _layer("flatten", p, flat, g)
-    return Theorem("flatten", "flatten", _statements("flatten", declaration, g.name, (p, flat, g)))
+    statements = _statements("flatten", declaration, g.name, (p, flat, g))
+    return Theorem("flatten", "flatten", statements, _roles(p, flat, g))
 
 
 def bce_theorem(reduction: str) -> Theorem:
     z, y, a = _t("Z1", N, U), _t("Y", N, U), _t("A1", N, U)
     declaration = layers.LOSSES["bce"].declare(LossContext(z, a, y, reduction))
     statements = _statements("bce", declaration, None, (z, y, a), definitions={"A1": tx.Sigmoid(z)})
-    return Theorem("bce", f"bce/{reduction}", statements)
+    return Theorem("bce", f"bce/{reduction}", statements, {"input": "Z1", "prediction": "A1", "target": "Y"})
 
 
 def mse_theorem(reduction: str) -> Theorem:
     a, y = _t("A1", N, U), _t("Y", N, U)
     declaration = layers.LOSSES["mse"].declare(LossContext(a, a, y, reduction))
-    return Theorem("mse", f"mse/{reduction}", _statements("mse", declaration, None, (a, y)))
+    statements = _statements("mse", declaration, None, (a, y))
+    return Theorem("mse", f"mse/{reduction}", statements, {"input": "A1", "prediction": "A1", "target": "Y"})
 
 
 def every_theorem(windows=(2,), reductions=("mean", "sum")) -> list[Theorem]:
@@ -164,3 +172,23 @@ def every_theorem(windows=(2,), reductions=("mean", "sum")) -> list[Theorem]:
     for reduction in reductions:
         out += [bce_theorem(reduction), mse_theorem(reduction)]
     return out
+
+
+def theorem_for(type_name: str, options: dict, reduction: str) -> Theorem:
+    """The theorem of a layer or loss type with the options that change its statement."""
+    makers = {
+        "conv2d": conv2d_theorem,
+        "dense": dense_theorem,
+        "relu": relu_theorem,
+        "sigmoid": sigmoid_theorem,
+        "flatten": flatten_theorem,
+    }
+    if type_name in makers:
+        return makers[type_name]()
+    if type_name == "maxpool2d":
+        return maxpool_theorem(options["size"])
+    if type_name == "bce":
+        return bce_theorem(reduction)
+    if type_name == "mse":
+        return mse_theorem(reduction)
+    raise KeyError(f"no theorem for all sizes of {type_name!r}")

@@ -1,0 +1,78 @@
+"""The theorems for all sizes say no: every wrong rule of the catalogue is refuted with a counterexample.
+
+For each mutant of tests/wrong_rules.py the changed step's rules (and forward map) are proven for
+all sizes; a mutant marked ``parametric`` must be ``refuted``, with a counterexample whose values
+this test re-evaluates with the concrete entry-wise reading (``derive.symbolic``), which shares
+nothing with the index form. A mistake made only on a kink or a tie must leave the theorems
+proven (they are stated on the region) and is the convention obligations' to catch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import sympy as sp
+
+from gradproof.derive import texpr as tx
+from gradproof.derive.parametric import catalogue
+from gradproof.derive.parametric.instances import statements_for
+from gradproof.derive.parametric.theorem import NOT_PROVEN, PROVEN, REFUTED, prove
+from tests.wrong_rules import CATALOGUE, installed, network_named
+
+
+def _changed_steps(mutant):
+    original = network_named(mutant.network)
+    mutated = mutant.network_under_test()
+    return mutated, [
+        s
+        for s, o in zip(mutated.steps, original.steps, strict=True)
+        if s.rules != o.rules or s.forward != o.forward
+    ]
+
+
+@pytest.mark.parametrize("mutant", CATALOGUE, ids=lambda m: m.name)
+def test_wrong_rule_is_refuted_for_all_sizes(mutant, monkeypatch):
+    with installed(monkeypatch):
+        network, steps = _changed_steps(mutant)
+        assert steps, mutant.name
+        verdicts = []
+        for step in steps:
+            _, statements = statements_for(network, step)
+            verdicts += [(s, prove(s)) for s in statements]
+    statuses = {v.status for _, v in verdicts}
+    if not mutant.parametric:
+        assert statuses == {PROVEN}, [(s.name, v.reason) for s, v in verdicts]
+        return
+    refuted = [(s, v) for s, v in verdicts if v.status == REFUTED]
+    assert refuted, [(s.name, v.status, v.reason) for s, v in verdicts]
+    for _, verdict in refuted:
+        example = verdict.counterexample
+        assert example["sizes"] and (example.get("entry") or example.get("reason"))
+        if example.get("entry"):
+            assert sp.sympify(example["derivative"]) != sp.sympify(example["rule"])
+
+
+def test_equivalent_relu_mask_read_from_the_output_is_proven():
+    """dZ1 = dA1 * [A1 > 0] with A1 = relu(Z1): another rule, the same derivative (issue 15)."""
+    network = network_named("small_cnn")
+    step = next(s for s in network.steps if s.rule.name == "relu")
+    other = dataclasses.replace(
+        step, rules={step.input.name: tx.Product(step.upstream, tx.StepMask(step.output))}
+    )
+    network = dataclasses.replace(network, steps=tuple(other if s is step else s for s in network.steps))
+    (statement,) = statements_for(network, other)[1]
+    statement = dataclasses.replace(
+        statement,
+        definitions={**statement.definitions, "A1": tx.Relu(tx.Tensor("Z1", ()))},
+        shapes={**statement.shapes, "A1": statement.shapes["Z1"]},
+    )
+    assert prove(statement).status == PROVEN
+
+
+def test_what_the_method_cannot_decide_is_not_proven_not_refuted():
+    """The max-pool rule at an unsplit index k needs 2 o = k - 1 solved: not proven, no counterexample."""
+    (statement,) = catalogue.maxpool_theorem(2).statements
+    verdict = prove(dataclasses.replace(statement, window=0))
+    assert verdict.status == NOT_PROVEN and verdict.counterexample is None
+    assert "no unit coefficient" in verdict.reason
