@@ -177,6 +177,15 @@ def _name(entry: sp.Indexed) -> str:
     return f"{entry.base}_{'_'.join(map(str, entry.indices))}"
 
 
+def _nodes(expr: tx.Expr):
+    """Every node of an expression tree."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.operands)
+
+
 @pytest.mark.parametrize("network_name", builtin_names())
 def test_index_reading_equals_the_entry_wise_reading(network_name):
     """Every rule of a built-in network, read in index form at its sizes, equals the entry-wise reading.
@@ -188,6 +197,18 @@ def test_index_reading_equals_the_entry_wise_reading(network_name):
     """
     network = build(load(network_name))
     batch = 2
+    unread = sorted(
+        {
+            type(node).__name__
+            for step in network.steps
+            for expr in step.rules.values()
+            for node in _nodes(expr)
+            if not hasattr(IndexReading, f"read_{type(node).__name__}")
+        }
+    )
+    if unread:
+        missing = ", ".join(unread)
+        pytest.skip(f"{network_name}: no index reading (no theorem for all sizes yet) for {missing}")
     for step in network.steps:
         tensors = [step.input, *step.params, step.output] + ([step.upstream] if step.upstream else [])
         for expr in step.rules.values():

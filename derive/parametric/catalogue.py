@@ -90,7 +90,9 @@ def conv2d_theorem() -> Theorem:
     x, w, b = _t("X", N, C, H, W), _t("W1", F, C, KH, KW), _t("B1", F)
     g = _t("dZ1", N, F, oh, ow)
     z = _t("Z1", N, F, oh, ow)
-    declaration = _layer("conv2d", x, z, g, {"weight": w, "bias": b})
+    # The theorem is for the valid, stride-1 correlation; strided and padded convolutions have none yet.
+    valid = {"kernel": (KH, KW), "stride": 1, "padding": 0, "bias": True}
+    declaration = _layer("conv2d", x, z, g, {"weight": w, "bias": b}, valid)
     statements = _statements("conv2d", declaration, g.name, (x, w, b, g), size_conditions=(H - KH, W - KW))
     return Theorem("conv2d", "conv2d", statements, _roles(x, z, g, weight=w, bias=b))
 
@@ -183,6 +185,9 @@ def theorem_for(type_name: str, options: dict, reduction: str) -> Theorem:
         "sigmoid": sigmoid_theorem,
         "flatten": flatten_theorem,
     }
+    strided = options.get("stride", 1) != 1 or options.get("padding", 0) not in (0, (0, 0))
+    if type_name == "conv2d" and strided:
+        raise KeyError(f"no theorem for all sizes of a strided or padded {type_name!r}")
     if type_name in makers:
         return makers[type_name]()
     if type_name == "maxpool2d":
