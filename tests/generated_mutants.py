@@ -58,7 +58,9 @@ from tests import reference_numeric as ref
 from tests.test_generated_numeric import CHUNKINGS, chunked_by_hand, sample, torch_loss
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = tuple(builtin_names())
+# lenet5 (issue 16) has no fixtures of its own here yet (its kink, tie and saturated-logit cases are
+# written for sigmoid and BCE outputs); its module is checked by tests/test_generated_numeric.py.
+NETWORKS = tuple(name for name in builtin_names() if name != "lenet5")
 SECONDS_PER_MUTANT = 20  # a mutant that runs longer counts as caught (a hanging test fails too)
 
 Path_ = tuple[tuple[str, int | None], ...]  # fields from the module root to a node
@@ -629,6 +631,15 @@ def _clear_of_rounding(trace) -> bool:
     return True
 
 
+def _targets(spec: dict, rng, batch: int, out_shape: tuple) -> np.ndarray:
+    """Targets the loss accepts: 0/1 labels for BCE, one-hot rows for cross-entropy, else uniform."""
+    if spec["loss"] == "bce":
+        return rng.integers(0, 2, size=(batch, *out_shape)).astype(float)
+    if spec["loss"] == "cross_entropy":
+        return np.eye(out_shape[0])[rng.integers(0, out_shape[0], size=batch)]
+    return rng.uniform(0, 1, size=(batch, *out_shape))
+
+
 def draw(name: str, params: dict, seed: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs clear of rounding-sensitive kinks and ties, and targets, for ``params``."""
     spec, rng = sample(name)[0], np.random.default_rng(seed)
@@ -639,9 +650,7 @@ def draw(name: str, params: dict, seed: int, batch: int) -> tuple[np.ndarray, np
             break
     else:  # pragma: no cover - the sampler would need a different seed
         raise AssertionError(f"no {name} sample clear of kinks and ties")
-    if spec["loss"] == "bce":
-        return X, rng.integers(0, 2, size=(batch, *out_shape)).astype(float)
-    return X, rng.uniform(0, 1, size=(batch, *out_shape))
+    return X, _targets(spec, rng, batch, out_shape)
 
 
 LARGE_BATCH = 1024  # generated helpers may work in blocks of about 2**16 numbers
@@ -653,9 +662,7 @@ def draw_unchecked(name: str, seed: int, batch: int) -> tuple[np.ndarray, np.nda
     spec, rng = sample(name)[0], np.random.default_rng(seed)
     _, out_shape = ref.init(spec["layers"], spec["input"], np.random.default_rng(0))
     X = rng.normal(size=(batch, *spec["input"]))
-    if spec["loss"] == "bce":
-        return X, rng.integers(0, 2, size=(batch, *out_shape)).astype(float)
-    return X, rng.uniform(0, 1, size=(batch, *out_shape))
+    return X, _targets(spec, rng, batch, out_shape)
 
 
 def bias_sweep(name: str) -> list[tuple[str, dict, np.ndarray, np.ndarray]]:
