@@ -39,8 +39,8 @@ CASES = {
         ["layers[1].type", "unknown layer type 'gelu'"],
     ),
     "unknown_field": (
-        GOOD.replace("kernel = 3", "kernel = 3\nstride = 2"),
-        ["layers[0].stride", "unknown field"],
+        GOOD.replace("kernel = 3", "kernel = 3\ndilation = 2"),
+        ["layers[0].dilation", "unknown field"],
     ),
     "unknown_top_level": ("optimizer = 1\n" + GOOD, ["optimizer", "unknown field"]),
     "missing_kernel": (GOOD.replace("kernel = 3\n", ""), ["layers[0].kernel", "missing required field"]),
@@ -53,7 +53,6 @@ CASES = {
         GOOD.replace("kernel = 3", "kernel = 7"),
         ["layers[0].kernel", "larger than the 6x6 input"],
     ),
-    "pooling_does_not_divide": (GOOD.replace("size = 2", "size = 3"), ["layers[2].size", "does not divide"]),
     "dense_before_flatten": (
         GOOD.replace('type = "flatten"\n', 'type = "relu"\n'),
         ["layers[4].type", "flatten"],
@@ -186,6 +185,8 @@ def test_a_network_too_large_to_prove_is_refused_at_once(case, tmp_path, capsys)
 def test_the_largest_shipped_network_is_within_the_limits():
     for name in specs.builtin_names():
         spec = specs.load(name)
+        if spec.proof == "reduced":  # proven by its miniature (derive/miniature.py), not entry by entry
+            continue
         assert specs.forward_terms(spec) <= specs.MAX_TERMS
         assert specs.chain_products(spec)[0] <= specs.MAX_CHAIN
         assert len(spec.layers) <= specs.MAX_LAYERS

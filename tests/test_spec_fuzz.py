@@ -80,6 +80,8 @@ def parse_cleanly(text: str, kind: str) -> None:
     assert isinstance(result, NetworkSpec)
     network = build(result)  # a valid spec gives a network, within the proof's limits
     assert network.steps and len(result.layers) <= specs.MAX_LAYERS
+    if result.proof == "reduced":  # proven by its miniature, not entry by entry
+        return
     assert specs.forward_terms(result) <= specs.MAX_TERMS
     assert specs.chain_products(result)[0] <= specs.MAX_CHAIN
 
