@@ -46,8 +46,12 @@ def plain(latex: str) -> str:
 
 
 def mermaid(nodes: list[dict]) -> str:
-    """The network's chain as a Mermaid flowchart: each tensor with its shape, each layer an arrow."""
-    lines = ["```mermaid", "flowchart LR"]
+    """The network's chain as a Mermaid flowchart: each tensor with its shape, each layer an arrow.
+
+    Top to bottom: a renderer scales a diagram to the page's width, and a left-to-right chain of a
+    dozen tensors (LeNet-5 has fifteen) comes out too small to read.
+    """
+    lines = ["```mermaid", "flowchart TB"]
     for node in nodes:
         lines.append(f'  {node["id"]}["{plain(node["name"])}<br/>{plain(node["shape"])}"]')
     for previous, node in zip(nodes, nodes[1:], strict=False):
