@@ -736,3 +736,84 @@ CATALOGUE += [
 
 def failed_obligations(records) -> list[str]:
     return [f"{r.level} {r.name}" for r in records if not r.holds]
+
+
+# ------------------------------------------- wrong rewrites (the compiled reading's fusions)
+
+
+@dataclass(frozen=True)
+class WrongRewrite:
+    """A plausible wrong fusion and the checker of ``derive.rewrites`` that must refute it.
+
+    ``check()`` returns (holds, counterexample, patterns); ``expect`` is a piece of the
+    counterexample we predict from the mistake (the window or entry it shows).
+    """
+
+    name: str
+    mistake: str
+    check: Callable[[], tuple[bool, str | None, int]]
+    expect: str
+
+
+def _window(size: int = 2) -> tuple[tx.Tensor, tx.Tensor]:
+    return tx.Tensor("Z", (tx.BATCH, 1, size, size)), tx.Tensor("G", (tx.BATCH, 1, 1, 1))
+
+
+def _wrong_rewrites() -> list[WrongRewrite]:
+    from gradproof.derive import rewrites
+
+    z, g = _window()
+    routed_by_relu = tx.Product(tx.RouteMax(tx.Relu(z), g, 2), tx.StepMask(z))
+    return [
+        WrongRewrite(
+            "pool_without_relu",
+            "maxpool(relu(Z)) = maxpool(Z): the ReLU dropped when it moves after the pool",
+            lambda: rewrites.window_identity(tx.MaxPool(tx.Relu(z), 2), tx.MaxPool(z, 2), 2, True),
+            "window Z = [-1, -1, -1, -1]",
+        ),
+        WrongRewrite(
+            "routing_without_the_mask",
+            "route_max(relu(Z), G) [Z > 0] = route_max(Z, G): the ReLU mask forgotten after the pool",
+            lambda: rewrites.window_identity(routed_by_relu, tx.RouteMax(z, g, 2), 2, True),
+            "window Z = [0, 0, 0, 0]",
+        ),
+        WrongRewrite(
+            "mask_of_the_pooled_relu",
+            "route_max(relu(Z), G) = route_max(Z, G [maxpool(Z) > 0]): the original side's mask forgotten",
+            lambda: rewrites.window_identity(
+                tx.RouteMax(tx.Relu(z), g, 2),
+                tx.RouteMax(z, tx.Product(g, tx.StepMask(tx.MaxPool(z, 2))), 2),
+                2,
+                True,
+            ),
+            "window Z = [0, 0, 0, 0]",
+        ),
+        WrongRewrite(
+            "scan_keeps_the_last_maximum",
+            "the pool keeps the last maximum (>= in the scan): a tie routes to the wrong entry",
+            lambda: rewrites.routed_entry_identity(
+                2, scan=lambda v: max(range(len(v)), key=lambda p: (v[p], p))
+            ),
+            "window Z = [0, 0, 0, 0]",
+        ),
+        WrongRewrite(
+            "routed_taps_transposed",
+            "the routed weight gradient reads x[r + k, q + m]: the taps' rows and columns swapped",
+            lambda: rewrites.routed_weight_gradient_identity(
+                rewrites.ConvSizes(1, 1, (3, 3), (4, 4), 2), offset=lambda r, q, m, k: (r + k, q + m)
+            ),
+            "dW[0,0,0,1]",
+        ),
+        WrongRewrite(
+            "routed_entry_ignored",
+            "the routed weight gradient reads every window at its top-left entry",
+            lambda: rewrites.routed_weight_gradient_identity(
+                rewrites.ConvSizes(1, 1, (3, 3), (4, 4), 2),
+                offset=lambda r, q, m, k: (r - r % 2 + m, q - q % 2 + k),
+            ),
+            "routed entry at (0, 1)",
+        ),
+    ]
+
+
+WRONG_REWRITES = _wrong_rewrites()

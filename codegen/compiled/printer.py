@@ -1,0 +1,379 @@
+"""The loop reading of the expression language: each operation as an explicit loop nest over one sample.
+
+The compiled module runs its kernels one sample at a time (``prange`` over blocks of samples), so
+this reading prints, for a statement ``target = expr``, the loops that compute one sample's entries
+of ``target``: a batched tensor ``T`` of shape ``(N, *s)`` is the sample's array ``T`` of shape
+``s``; a parameter is the whole array; a gradient of a parameter (a result without the batch axis
+that reads batched operands) is *accumulated* into the block's array, ``+=``, because the batch
+sum is the sum of the samples' terms (the batch obligation of every network). Sizes are the
+network's, printed as literals, so LLVM sees constant trip counts and unrolls and vectorises the
+innermost loops (always over the last, contiguous axis).
+
+Arithmetic keeps the array's precision: the kernels define ``zero``, ``one`` and the batch size
+``n`` in the dtype of ``X`` (a bare ``1`` would turn float32 arithmetic into float64). Every entry
+is a sum in a fixed order (the order of the index form: ``c, m, n`` for a correlation), and nothing
+is reassociated (no fastmath), so results are reproducible bit for bit.
+
+A max-pool whose input a later rule routes can *keep* the entry each window's maximum came from
+(``keep``: tensor name -> the name of its array of positions, row-major in the window); the
+routing then reads that entry instead of searching again (the rewrite ``routed-entry`` of
+``derive.rewrites``), and a weight gradient of a routed gradient reads only the routed entries
+(``routed-weight-gradient``).
+"""
+
+from __future__ import annotations
+
+from gradproof.derive import texpr as tx
+
+INDENT = "    "
+# Kernels with at most this many taps (up to 7x7) are unrolled into named scalars; larger ones loop.
+MAX_UNROLLED_TAPS = 49
+
+
+class UnsupportedFormError(ValueError):
+    """An expression this reading has no per-sample loop form for (named in the message)."""
+
+
+def _balanced(text: str) -> bool:
+    """No prefix of ``text`` closes more brackets than it opened."""
+    depth = 0
+    for character in text:
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def indices(rank: int, stem: str = "i") -> list[str]:
+    return [f"{stem}{k}" for k in range(rank)]
+
+
+def nest(bounds: list[tuple[str, int | str]], body: list[str]) -> list[str]:
+    """``for v in range(b):`` loops, outermost first, around ``body``."""
+    lines: list[str] = []
+    for depth, (variable, bound) in enumerate(bounds):
+        lines.append(INDENT * depth + f"for {variable} in range({bound}):")
+    return lines + [INDENT * len(bounds) + line for line in body]
+
+
+class LoopReading:
+    """Statement -> loop-nest source lines for one sample.
+
+    ``batched``: names of tensors with a batch axis (the sample's slice inside a kernel);
+    ``keep``: pooled tensor name -> the array of kept window positions; ``temporaries`` counts
+    the arrays allocated for compound operands of operations that read whole arrays.
+    """
+
+    def __init__(self, keep: dict[str, str] | None = None) -> None:
+        self.keep = keep or {}
+        self.temporaries = 0
+
+    # -------------------------------------------------------------- statements
+
+    def __call__(self, expr: tx.Expr, out: str) -> list[str]:
+        """Lines writing (or, for a parameter's gradient, adding) one sample's ``expr`` into ``out``."""
+        return getattr(self, f"read_{type(expr).__name__}")(expr, out)
+
+    @staticmethod
+    def batched(expr: tx.Expr) -> bool:
+        return bool(expr.shape) and expr.shape[0] == tx.BATCH
+
+    @classmethod
+    def sample_shape(cls, expr: tx.Expr) -> tuple[int, ...]:
+        shape = expr.shape[1:] if cls.batched(expr) else expr.shape
+        return tuple(int(d) for d in shape)
+
+    @classmethod
+    def accumulates(cls, expr: tx.Expr) -> bool:
+        """A result without batch axis that reads batched tensors: a sum over the batch, added to."""
+        return not cls.batched(expr) and any(cls.batched(t) for t in tx.tensors_in(expr))
+
+    def _assign(self, expr: tx.Expr) -> str:
+        return "+=" if self.accumulates(expr) else "="
+
+    def operand(self, expr: tx.Expr, lines: list[str]) -> str:
+        """The name of an array holding ``expr`` for the sample: a tensor's own, else a temporary."""
+        if isinstance(expr, tx.Tensor):
+            return expr.name
+        name = f"t{self.temporaries}"
+        self.temporaries += 1
+        shape = self.sample_shape(expr)
+        lines.append(f"{name} = np.empty({shape!r}, X.dtype)")
+        lines += self(expr, name)
+        return name
+
+    # ------------------------------------------------------------ element-wise
+
+    def scalar(self, expr: tx.Expr, at: list[str], lines: list[str]) -> str:
+        """A scalar expression for the entry ``at`` of an element-wise tree (operands loaded first)."""
+        s = lambda e: self.scalar(e, at, lines)  # noqa: E731
+        if isinstance(expr, tx.Tensor):
+            return f"{expr.name}[{', '.join(at)}]"
+        if isinstance(expr, tx.Product):
+            return f"({s(expr.a)} * {s(expr.b)})"
+        if isinstance(expr, tx.Difference):
+            return f"({s(expr.a)} - {s(expr.b)})"
+        if isinstance(expr, tx.OneMinus):
+            return f"(one - {s(expr.a)})"
+        if isinstance(expr, tx.BatchScale):
+            return f"({s(expr.a)} / n)" if expr.reduction == "mean" else s(expr.a)
+        if isinstance(expr, tx.Relu):
+            return f"relu({s(expr.a)})"
+        if isinstance(expr, tx.StepMask):
+            return f"step({s(expr.a)})"
+        if isinstance(expr, tx.Sigmoid):
+            return f"sigmoid({s(expr.a)})"
+        if isinstance(expr, tx.AddBias):
+            return f"({s(expr.a)} + {self.operand(expr.bias, lines)}[{at[0]}])"
+        name = self.operand(expr, lines)  # not element-wise: computed into an array first
+        return f"{name}[{', '.join(at)}]"
+
+    def elementwise(self, expr: tx.Expr, out: str) -> list[str]:
+        at = indices(len(self.sample_shape(expr)))
+        before: list[str] = []
+        value = self.scalar(expr, at, before)
+        if value.startswith("(") and value.endswith(")") and _balanced(value[1:-1]):
+            value = value[1:-1]  # the formatter's way: no brackets around a whole right-hand side
+        target = f"{out}[{', '.join(at)}]" if at else f"{out}[()]"
+        body = [f"{target} {self._assign(expr)} {value}"]
+        return before + nest(list(zip(at, self.sample_shape(expr), strict=True)), body)
+
+    read_Product = read_Difference = read_OneMinus = read_BatchScale = elementwise  # noqa: N815
+    read_Relu = read_StepMask = read_Sigmoid = elementwise  # noqa: N815
+
+    def read_Tensor(self, e: tx.Tensor, out: str) -> list[str]:
+        return self.elementwise(e, out)
+
+    def read_AddBias(self, e: tx.AddBias, out: str) -> list[str]:
+        """A correlation or a matrix product plus its bias: the sum starts from the bias."""
+        if isinstance(e.a, tx.Correlate) and not e.a.weight_form:
+            return self.correlate(e.a, out, start=e.bias)
+        if isinstance(e.a, tx.MatMul) and self.batched(e.a.a) and not self.batched(e.a.b):
+            return self.vector_matrix(e.a, out, start=e.bias)
+        return self.elementwise(e, out)
+
+    # ------------------------------------------------------------ correlation
+
+    def read_Correlate(self, e: tx.Correlate, out: str) -> list[str]:
+        if not e.weight_form:
+            return self.correlate(e, out, start=None)
+        if isinstance(e.kernel, tx.RouteMax) and self._kept(e.kernel) is not None:
+            return self.routed_weight_gradient(e, out)
+        lines: list[str] = []
+        x, g = self.operand(e.x, lines), self.operand(e.kernel, lines)
+        f_, c_, kh, kw = self.sample_shape(e)
+        _, gh, gw = self.sample_shape(e.kernel)
+        body = [
+            "total = zero",
+            *nest([("i", gh), ("j", gw)], [f"total += {x}[c, i + m, j + k] * {g}[f, i, j]"]),
+            f"{out}[f, c, m, k] += total",
+        ]
+        return lines + nest([("f", f_), ("c", c_), ("m", kh), ("k", kw)], body)
+
+    def correlate(self, e: tx.Correlate, out: str, start: tx.Expr | None) -> list[str]:
+        """out[f, i, j] = start[f] + sum over c, m, k of x[c, i+m, j+k] w[f, c, m, k], in that order.
+
+        An output row starts from the bias; for each channel the kernel's taps are unrolled into
+        one sum per entry of the row, with the weights and the input rows they read loaded once,
+        so the loop over the row is one vectorised sum per entry.
+        """
+        lines: list[str] = []
+        x, w = self.operand(e.x, lines), self.operand(e.kernel, lines)
+        f_, oh, ow = self.sample_shape(e)
+        _, channels, kh, kw = (int(d) for d in e.kernel.shape)
+        first = f"{self.operand(start, lines)}[f]" if start is not None else "zero"
+        if kh * kw > MAX_UNROLLED_TAPS:
+            taps = nest(
+                [("c", channels), ("m", kh), ("k", kw)],
+                [
+                    f"weight = {w}[f, c, m, k]",
+                    *nest([("j", ow)], [f"row[j] += {x}[c, i + m, j + k] * weight"]),
+                ],
+            )
+        else:
+            per_channel = [f"x{m} = {x}[c, i + {m}]" for m in range(kh)]
+            per_channel += [f"w{m}{k} = {w}[f, c, {m}, {k}]" for m in range(kh) for k in range(kw)]
+            sums = ["total = row[j]"]
+            sums += [f"total += x{m}[j + {k}] * w{m}{k}" for m in range(kh) for k in range(kw)]
+            taps = nest([("c", channels)], [*per_channel, *nest([("j", ow)], [*sums, "row[j] = total"])])
+        body = [f"row = {out}[f, i]", *nest([("j", ow)], [f"row[j] = {first}"]), *taps]
+        return lines + nest([("f", f_), ("i", oh)], body)
+
+    def routed_weight_gradient(self, e: tx.Correlate, out: str) -> list[str]:
+        """dW[f, c, m, k] += sum over windows of x[c, r+m, q+k] h[f, I, J], (r, q) the window's kept entry.
+
+        The gradient of the pooled input is zero except at each window's routed entry, so only
+        those terms are summed (rewrite ``routed-weight-gradient``); a window with h = 0 adds
+        nothing and is skipped. Each tap has its own scalar accumulator over the windows, added
+        to the block's gradient once per sample.
+        """
+        route: tx.RouteMax = e.kernel
+        lines: list[str] = []
+        x, h, kept = self.operand(e.x, lines), self.operand(route.grad, lines), self._kept(route)
+        f_, c_, kh, kw = self.sample_shape(e)
+        _, ph, pw = self.sample_shape(route.grad)
+        s = route.size
+        where = [
+            f"at = {kept}[f, wi, wj]",
+            f"r = wi * {s} + at // {s}",
+            f"q = wj * {s} + at % {s}",
+        ]
+        if kh * kw > MAX_UNROLLED_TAPS:
+            add = nest(
+                [("m", kh)],
+                [f"row = {x}[c, r + m]", *nest([("k", kw)], [f"{out}[f, c, m, k] += row[q + k] * g"])],
+            )
+            window = [f"g = {h}[f, wi, wj]", "if g != zero:", *[INDENT + line for line in where + add]]
+            return lines + nest([("f", f_), ("c", c_), ("wi", ph), ("wj", pw)], window)
+        taps = [(m, k) for m in range(kh) for k in range(kw)]
+        add = [f"x{m} = {x}[c, r + {m}]" for m in range(kh)]
+        add += [f"a{m}{k} += x{m}[q + {k}] * g" for m, k in taps]
+        window = [f"g = {h}[f, wi, wj]", "if g != zero:", *[INDENT + line for line in where + add]]
+        body = [f"a{m}{k} = zero" for m, k in taps]
+        body += nest([("wi", ph), ("wj", pw)], window)
+        body += [f"{out}[f, c, {m}, {k}] += a{m}{k}" for m, k in taps]
+        return lines + nest([("f", f_), ("c", c_)], body)
+
+    def read_FullConvolve(self, e: tx.FullConvolve, out: str) -> list[str]:
+        """out[c, i+m, j+k] += g[f, i, j] w[f, c, m, k]: each gradient entry spread over its taps."""
+        lines: list[str] = []
+        g, w = self.operand(e.grad, lines), self.operand(e.kernel, lines)
+        c_, h, w_ = self.sample_shape(e)
+        f_, _, kh, kw = (int(d) for d in e.kernel.shape)
+        _, gh, gw = self.sample_shape(e.grad)
+        lines += nest([("c", c_), ("i", h), ("j", w_)], [f"{out}[c, i, j] = zero"])
+        spread = nest(
+            [("c", c_), ("m", kh), ("k", kw)], [f"{out}[c, i + m, j + k] += value * {w}[f, c, m, k]"]
+        )
+        return lines + nest([("f", f_), ("i", gh), ("j", gw)], [f"value = {g}[f, i, j]", *spread])
+
+    # ---------------------------------------------------------- matrix product
+
+    def read_MatMul(self, e: tx.MatMul, out: str) -> list[str]:
+        a, b = e.a, e.b
+        if self.batched(a) and not self.batched(b):
+            return self.vector_matrix(e, out, start=None)
+        if isinstance(a, tx.Transpose) and self.batched(a.a) and self.batched(b):
+            lines: list[str] = []
+            x, g = self.operand(a.a, lines), self.operand(b, lines)
+            rows, columns = self.sample_shape(e)
+            return lines + nest([("d", rows), ("u", columns)], [f"{out}[d, u] += {x}[d] * {g}[u]"])
+        raise UnsupportedFormError(f"matmul of {type(a).__name__} {a.shape} and {type(b).__name__} {b.shape}")
+
+    def vector_matrix(self, e: tx.MatMul, out: str, start: tx.Expr | None) -> list[str]:
+        """out[u] = start[u] + sum over d of x[d] w[d, u] (w, or w^T read as transposed)."""
+        lines: list[str] = []
+        x = self.operand(e.a, lines)
+        transposed = isinstance(e.b, tx.Transpose)
+        w = self.operand(e.b.a if transposed else e.b, lines)
+        (columns,) = self.sample_shape(e)
+        (inner,) = self.sample_shape(e.a)
+        entry = f"{w}[u, d]" if transposed else f"{w}[d, u]"
+        first = f"{self.operand(start, lines)}[u]" if start is not None else "zero"
+        body = [
+            "total = " + first,
+            *nest([("d", inner)], [f"total += {x}[d] * {entry}"]),
+            f"{out}[u] = total",
+        ]
+        return lines + nest([("u", columns)], body)
+
+    def read_Transpose(self, e: tx.Transpose, out: str) -> list[str]:
+        if self.batched(e.a) or self.batched(e):
+            raise UnsupportedFormError("a transposed batch outside a matrix product")
+        lines: list[str] = []
+        a = self.operand(e.a, lines)
+        rows, columns = self.sample_shape(e)
+        return lines + nest([("i", rows), ("j", columns)], [f"{out}[i, j] = {a}[j, i]"])
+
+    # ------------------------------------------------------ shapes and sums
+
+    def read_Reshape(self, e: tx.Reshape, out: str) -> list[str]:
+        """A row-major reshape of the sample: a view, no copy."""
+        lines: list[str] = []
+        a = self.operand(e.a, lines)
+        return [*lines, f"{out} = {a}.reshape({self.sample_shape(e)!r})"]
+
+    def read_SumAxes(self, e: tx.SumAxes, out: str) -> list[str]:
+        lines: list[str] = []
+        source = e.a
+        if isinstance(source, tx.RouteMax) and self._kept(source) is not None:
+            source = source.grad  # each window's gradient is routed to one entry (routed-weight-gradient)
+        a = self.operand(source, lines)
+        rank = len(source.shape)
+        kept = [ax for ax in range(rank) if ax not in e.axes]
+        variables = {ax: f"i{ax}" for ax in range(rank) if ax != 0 or not self.batched(source)}
+        shape = {ax: int(d) for ax, d in enumerate(source.shape) if ax in variables}
+        out_index = ", ".join(variables[ax] for ax in kept if ax in variables) or "()"
+        in_index = ", ".join(variables[ax] for ax in range(rank) if ax in variables)
+        summed = [(variables[ax], shape[ax]) for ax in range(rank) if ax in variables and ax not in kept]
+        outer = [(variables[ax], shape[ax]) for ax in kept if ax in variables]
+        if self.accumulates(e) or not summed:
+            body = nest(summed, [f"{out}[{out_index}] {self._assign(e)} {a}[{in_index}]"])
+            return lines + nest(outer, body)
+        body = ["total = zero", *nest(summed, [f"total += {a}[{in_index}]"]), f"{out}[{out_index}] = total"]
+        return lines + nest(outer, body)
+
+    # --------------------------------------------------------------- pooling
+
+    def _kept(self, e: tx.RouteMax) -> str | None:
+        return self.keep.get(e.a.name) if isinstance(e.a, tx.Tensor) else None
+
+    @staticmethod
+    def scan(a: str, s: int) -> list[str]:
+        """``best``, ``at``: a window's maximum and its position, by a row-major scan that moves on
+        strictly greater only, so the first maximum is kept (as torch's ``max_pool2d`` and the
+        proven routing do; rewrite ``routed-entry``)."""
+        lines = [f"best = {a}[c, wi * {s}, wj * {s}]", "at = 0"]
+        for p in range(s):
+            for q in range(s):
+                if p or q:
+                    entry = f"{a}[c, wi * {s} + {p}, wj * {s} + {q}]"
+                    lines += [f"if {entry} > best:", f"    best = {entry}", f"    at = {p * s + q}"]
+        return lines
+
+    def read_MaxPool(self, e: tx.MaxPool, out: str) -> list[str]:
+        """Each window's maximum; when the routing is fused, the position it came from is kept too."""
+        lines: list[str] = []
+        a = self.operand(e.a, lines)
+        kept = self.keep.get(e.a.name) if isinstance(e.a, tx.Tensor) else None
+        c_, ph, pw = self.sample_shape(e)
+        body = [*self.scan(a, e.size), f"{out}[c, wi, wj] = best"]
+        if kept is not None:
+            body.append(f"{kept}[c, wi, wj] = at")
+        return lines + nest([("c", c_), ("wi", ph), ("wj", pw)], body)
+
+    def read_RouteMax(self, e: tx.RouteMax, out: str) -> list[str]:
+        """Each window's gradient to its first maximum (kept from the forward pass, or scanned)."""
+        lines: list[str] = []
+        g = self.operand(e.grad, lines)
+        c_, h, w = self.sample_shape(e)
+        s = e.size
+        lines += nest([("c", c_), ("i", h), ("j", w)], [f"{out}[c, i, j] = zero"])
+        kept = self._kept(e)
+        find = [f"at = {kept}[c, wi, wj]"] if kept is not None else self.scan(self.operand(e.a, lines), s)
+        body = [*find, f"{out}[c, wi * {s} + at // {s}, wj * {s} + at % {s}] = {g}[c, wi, wj]"]
+        return lines + nest([("c", c_), ("wi", h // s), ("wj", w // s)], body)
+
+    # ----------------------------------------------------------------- losses
+
+    def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits, out: str) -> list[str]:
+        """The sample's summed BCE from the logit, log(1 + e^z) - y z, added to ``out``."""
+        lines: list[str] = []
+        z, y = self.operand(e.logits, lines), self.operand(e.target, lines)
+        at = indices(len(self.sample_shape(e.logits)))
+        index = ", ".join(at)
+        return lines + nest(
+            list(zip(at, self.sample_shape(e.logits), strict=True)),
+            [f"{out} += softplus({z}[{index}]) - {y}[{index}] * {z}[{index}]"],
+        )
+
+    def read_HalfSquaredError(self, e: tx.HalfSquaredError, out: str) -> list[str]:
+        """The sample's 0.5 * sum of squared errors, added to ``out``."""
+        lines: list[str] = []
+        o, y = self.operand(e.output, lines), self.operand(e.target, lines)
+        at = indices(len(self.sample_shape(e.output)))
+        index = ", ".join(at)
+        return lines + nest(
+            list(zip(at, self.sample_shape(e.output), strict=True)),
+            [f"error = {o}[{index}] - {y}[{index}]", f"{out} += half * error * error"],
+        )
