@@ -3,7 +3,7 @@
 Exit codes: 0 everything holds; 1 a proof failed, outputs drifted or are stale, or a hand-edited
 file blocks a build; 2 bad input (usage, a spec, the project's [tool.gradproof] table, or a
 network too large to prove entry by entry); 3 an I/O error (outputs cannot be read or written);
-4 a tool a request needs is missing (``build --pdf`` without TeX).
+4 a tool a request needs is missing (``build --pdf`` without TeX, ``build --compiled`` without numba).
 When the reader of the output goes away (``gradproof check | head -1``) the rest of the output is
 dropped quietly and the exit code still tells the outcome.
 """
@@ -163,7 +163,7 @@ def _project(args) -> Project:
 
 def cmd_build(args) -> int:
     from gradproof.codegen import pdf
-    from gradproof.codegen.outputs import render_all
+    from gradproof.codegen.outputs import has_compiled, numba_available, render_all
     from gradproof.codegen.writing import HandEditedError, write_all
 
     if args.pdf:
@@ -172,6 +172,13 @@ def cmd_build(args) -> int:
         except pdf.TexMissing as error:
             print(f"gradproof: error: {error}", file=sys.stderr)
             return EXIT_TOOL_MISSING
+    if args.compiled and not numba_available():
+        print(
+            "gradproof: --compiled: the compiled module needs numba, the optional extra `compiled`: "
+            "pip install 'gradproof[compiled]' (nothing written)",
+            file=sys.stderr,
+        )
+        return EXIT_TOOL_MISSING
     project = _project(args)
     networks = _networks(project, [args.network] if args.network else [], default=DEFAULT_NETWORK)
     root = Path(args.out) if args.out else project.root
@@ -185,7 +192,8 @@ def cmd_build(args) -> int:
             print_table(network, records, seconds, verbose=False)
             print(f"gradproof: not emitting: a proof of {network.spec.name} failed", file=sys.stderr)
             return EXIT_FAILED
-        rendered = render_all(network, records)
+        compiled = args.compiled or has_compiled(root, network.spec.name)
+        rendered = render_all(network, records, compiled)
         outputs.update(rendered)
         built[network.spec.name] = manifest.Entry(network.spec.source, tuple(sorted(rendered)))
         summaries.append((network.spec.name, len(records), seconds, len(rendered)))
@@ -227,7 +235,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from gradproof.codegen.outputs import render_all
+    from gradproof.codegen.outputs import has_compiled, render_all
     from gradproof.codegen.writing import compare
 
     project = _project(args)
@@ -241,7 +249,8 @@ def cmd_check(args) -> int:
         name, command = network.spec.name, build_command(network.spec)
         records, seconds = _prove(network, quiet=False)
         failed = [r for r in records if not r.holds]
-        rendered = render_all(network, records) if not failed else {}
+        compiled = has_compiled(root, name)
+        rendered = render_all(network, records, compiled) if not failed else {}
         drifts = compare(root, rendered)
         entry = built[name] = manifest.Entry(network.spec.source, tuple(sorted(rendered)))
         stale = manifest.stale(root, {name: entry}, previous, everything=False) if not failed else []
@@ -328,6 +337,11 @@ def parser() -> argparse.ArgumentParser:
         "--pdf", action="store_true", help="also compile each document to PDF (latexmk or pdflatex)"
     )
     p.add_argument("--force", action="store_true", help="overwrite or delete hand-edited generated files")
+    p.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also write generated/<name>_compiled.py: numba kernels (needs the extra `compiled`)",
+    )
     p.set_defaults(run=cmd_build)
 
     p = commands.add_parser("check", help="re-prove and compare every generated file with the disk")
