@@ -28,7 +28,7 @@ import sympy as sp
 
 from gradproof.derive import texpr as tx
 from gradproof.derive.canonical import equal
-from gradproof.derive.prover import ProofRecord, _timed
+from gradproof.derive.records import ProofRecord, timed
 from gradproof.derive.symbolic import SymbolicReading, symbol_array
 
 # Weak orderings of k + 1 items (Fubini numbers): 3 for k = 1, 541 for a 2x2 window, 10^8 for 3x3.
@@ -223,7 +223,7 @@ def _window_record(key: str, name: str, statement: str, size: int, with_zero: bo
     if patterns > MAX_PATTERNS:
         record.failing = f"not proven: {patterns} order patterns is more than this method enumerates"
         return record
-    return _timed(record, lambda: check()[:2])
+    return timed(record, lambda: check()[:2])
 
 
 def prove_relu_after_pool(size: int) -> ProofRecord:
@@ -279,4 +279,4 @@ def prove_routed_weight_gradient(sizes: ConvSizes) -> ProofRecord:
         key="routed-weight-gradient",
         window=sizes.size,
     )
-    return _timed(record, lambda: routed_weight_gradient_identity(proven_at)[:2])
+    return timed(record, lambda: routed_weight_gradient_identity(proven_at)[:2])

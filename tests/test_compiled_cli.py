@@ -39,15 +39,17 @@ else:
 
 
 def test_check_covers_a_committed_compiled_module(copied_root, capsys):  # noqa: F811 - the fixture
-    """A compiled module in the project is checked like every output; a project without one is not
-    asked for it, and a build keeps an existing one current without --compiled."""
+    """A compiled module in the project is checked like every output; once deleted and rebuilt
+    without --compiled it is no longer asked for; --compiled writes it again."""
     path = copied_root / "generated" / "small_cnn_compiled.py"
     text = path.read_text()
     path.write_text(text.replace("if g != zero:", "if g > zero:"))
     assert cli.main(["check", "small_cnn"]) == 1
     assert "hand-edited: generated/small_cnn_compiled.py" in capsys.readouterr().out
-    path.unlink()
-    assert cli.main(["check", "small_cnn"]) == 0
+    path.unlink()  # deleted: the manifest still lists it, so check fails until a rebuild
+    assert cli.main(["check", "small_cnn"]) == 1
+    assert "gradproof-manifest.toml" in capsys.readouterr().out
     assert cli.main(["build", "small_cnn"]) == 0 and not path.exists()
+    assert cli.main(["check", "small_cnn"]) == 0
     assert cli.main(["build", "small_cnn", "--compiled"]) == 0
     assert path.read_text() == (ROOT / "generated" / "small_cnn_compiled.py").read_text()

@@ -12,8 +12,9 @@ from math import ceil, prod
 
 from gradproof.codegen.compiled.plan import Plan, Statement, plan
 from gradproof.codegen.compiled.printer import INDENT, LoopReading
-from gradproof.codegen.numpy.emitter import environment
+from gradproof.codegen.numpy.emitter import conventions, environment
 from gradproof.codegen.outputs import compiled_path
+from gradproof.codegen.project import build_command
 from gradproof.codegen.writing import with_header
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network
@@ -133,12 +134,10 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     sample_macs = multiply_adds(network)
     outputs = [network.input, *[s.output for s in network.steps[:-1]]]
     param_rows = []
-    for p in params:
-        fan_in = prod(p.shape[1:]) if len(p.shape) == 4 else p.shape[0]
-        is_bias = len(p.shape) == 1
-        param_rows.append(
-            {"name": p.name, "shape": _shape_text(p.shape), "is_bias": is_bias, "fan_in": fan_in}
-        )
+    for step in network.steps:
+        for p, declared in zip(step.params, step.parameters, strict=True):
+            shape, fan_in = _shape_text(p.shape), declared.fan_in
+            param_rows.append({"name": p.name, "shape": shape, "is_bias": fan_in is None, "fan_in": fan_in})
     shapes = [f"{t.name} {_shape_text(t.shape)}" for t in [*outputs, network.target]]
     block = max(1, ceil(BLOCK_MULTIPLY_ADDS / sample_macs))
     rewrites = []
@@ -155,9 +154,9 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         .get_template("network_compiled.py.j2")
         .render(
             name=network.spec.name,
-            loss=network.spec.loss,
+            conventions=conventions(network),
+            build_command=build_command(network.spec),
             reduction=network.spec.reduction,
-            logits=network.steps[-1].input.name,
             shapes=shapes,
             params=param_rows,
             param_names=param_names,

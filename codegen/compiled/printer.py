@@ -64,6 +64,8 @@ class LoopReading:
     the arrays allocated for compound operands of operations that read whole arrays.
     """
 
+    name = "loops"
+
     def __init__(self, keep: dict[str, str] | None = None) -> None:
         self.keep = keep or {}
         self.temporaries = 0
@@ -72,7 +74,13 @@ class LoopReading:
 
     def __call__(self, expr: tx.Expr, out: str) -> list[str]:
         """Lines writing (or, for a parameter's gradient, adding) one sample's ``expr`` into ``out``."""
-        return getattr(self, f"read_{type(expr).__name__}")(expr, out)
+        method = getattr(self, f"read_{type(expr).__name__}", None)
+        if method is None:  # an operation declared elsewhere may carry its own loop reading
+            carried = getattr(expr, f"read_{self.name}", None)
+            if carried is None:
+                raise UnsupportedFormError(f"the loops reading has no read_{type(expr).__name__}")
+            return carried(self, out)
+        return method(expr, out)
 
     @staticmethod
     def batched(expr: tx.Expr) -> bool:
