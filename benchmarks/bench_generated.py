@@ -54,6 +54,20 @@ Configurations:
 - the scaling plot also renders the MNIST-size architecture at other input sizes (12 to 44
   pixels, same layers), the same way, without proving.
 
+The compiled module (``generated/<name>_compiled.py``, numba kernels of the same proven rules, the
+optional extra ``compiled``) is a third contender in the same rounds when numba is installed
+(``--no-compiled`` leaves it out): the committed ``small_cnn_compiled`` and, for the MNIST-size
+network, the compiled emitter's module rendered into the temporary directory. Its compile time is
+reported apart, before the tables: in child processes, the first call of the serial kernel (batch 1)
+and of the parallel one (a batch of two blocks or more) with a fresh ``NUMBA_CACHE_DIR`` (cold), then
+again in a new process on the same cache (warm, loading from numba's on-disk cache), per dtype. The
+tables then show its steady state. ``comp/bound`` is its time over the machine bound, the FLOP count
+below divided by the matmul rate (the compiled kernels do less work than that count: the weight
+gradient of a pooled convolution reads only the routed entries, a quarter for a 2x2 window).
+Between the contenders' bursts of calls the script pauses (``--pause``, default 20 ms). The header
+prints the load average of the machine before and after the run: on a shared machine timings taken
+at a load above the number of cores are not worth much.
+
 Correctness: before timing, every configuration's gradients are compared with torch's: in
 float64 with rtol 1e-10, in float32 with rtol 1e-3 (and the float32 gradients must be
 float32). A mismatch stops the script: a timing of wrong code is worth nothing.
@@ -101,6 +115,9 @@ WARM_CALLS = 5
 TIMED_CALLS = 4
 TARGET_RATIO = 0.5  # generated time at most half of torch's
 TARGET_PEAK_SHARE = 0.25  # at least a quarter of the matmul rate on the 28x28 network
+COMPILED_TARGET_RATIO = 0.2  # compiled mnist_cnn8 at most a fifth of torch's time (batches 64, 256)
+COMPILED_TARGET_BOUND = 3.0  # and at most three times the machine bound
+PAUSE = 0.02  # seconds between the contenders' bursts of calls
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,6 +140,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--default-malloc", action="store_true", help="leave glibc heap trimming on (page faults every step)"
     )
+    parser.add_argument("--no-compiled", action="store_true", help="leave out the compiled (numba) module")
+    parser.add_argument("--pause", type=float, default=PAUSE, help="seconds between contenders' bursts")
     return parser.parse_args(argv)
 
 
@@ -238,6 +257,89 @@ def render_module(spec_text_or_path: str | Path, records: list, directory: Path)
     return load_module(f"bench_{spec.name}", path), spec
 
 
+def render_compiled(spec_path: Path, records: list, directory: Path):
+    """Render a network's compiled module with the compiled emitter into ``directory`` and import it.
+
+    The module gets a fixed name (numba's on-disk cache finds a module's functions by it)."""
+    from unittest import mock
+
+    from gradproof.codegen.compiled.emitter import render
+    from gradproof.derive import spec as spec_module
+    from gradproof.derive.network import build
+
+    with mock.patch.object(spec_module, "MAX_TERMS", 10**12, create=True):
+        spec = spec_module.load(str(spec_path))
+    ((relative, text),) = render(build(spec), records).items()
+    path = directory / Path(relative).name
+    path.write_text(text, encoding="utf-8")
+    name = f"gradproof_bench_{spec.name}_compiled"
+    return load_module(name, path), path
+
+
+COMPILE_SCRIPT = """
+import importlib, importlib.util, json, sys, time
+import numpy as np
+name, path, dtype = sys.argv[1:4]
+serial, parallel, units = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[7])
+input_shape = tuple(int(d) for d in sys.argv[6].split(","))
+t0 = time.perf_counter()
+if path:
+    loader = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(loader)
+    sys.modules[name] = module
+    loader.loader.exec_module(module)
+else:
+    module = importlib.import_module(name)
+imported = time.perf_counter() - t0
+rng = np.random.default_rng(0)
+params = module.init_params(rng, np.dtype(dtype).type)
+times = {"import": imported}
+for label, batch in (("serial", serial), ("parallel", parallel)):
+    X = rng.normal(size=(batch, *input_shape)).astype(dtype)
+    Y = np.ones((batch, units), dtype)
+    t0 = time.perf_counter()
+    module.loss_and_grads(params, X, Y)
+    times[label] = time.perf_counter() - t0
+print(json.dumps(times))
+"""
+
+
+def compile_times(name: str, path: Path | None, module, spec) -> dict:
+    """First-call seconds of the serial and the parallel kernel, cold (fresh numba cache) and warm."""
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="gradproof-numba-cache-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for dtype in DTYPES:
+            for state in ("cold", "warm"):
+                shape = ",".join(str(d) for d in spec.input)
+                units = str(
+                    module.PARAM_SHAPES[[k for k in module.PARAM_SHAPES if k.startswith("W")][-1]][-1]
+                )
+                parallel = str(2 * module.BLOCK)
+                arguments = [name, str(path or ""), dtype, "1", parallel, shape, units]
+                done = subprocess.run(
+                    [sys.executable, "-c", COMPILE_SCRIPT, *arguments],
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                    env=env,
+                    check=True,
+                )
+                results[(dtype, state)] = json.loads(done.stdout)
+    return results
+
+
+def print_compile_times(name: str, times: dict) -> None:
+    for dtype in DTYPES:
+        cold, warm = times[(dtype, "cold")], times[(dtype, "warm")]
+        print(
+            f"  {name:<11} {dtype:<7} cold: serial kernel {cold['serial']:.2f} s "
+            f"+ parallel {cold['parallel']:.2f} s "
+            f"= {cold['serial'] + cold['parallel']:.2f} s; warm (on-disk cache): "
+            f"{warm['serial']:.3f} s + {warm['parallel']:.3f} s (import {warm['import']:.2f} s)"
+        )
+
+
 def layer_dicts(spec) -> list[dict]:
     """The spec's layers as the plain dictionaries the loop reference reads."""
     return [{"type": layer.type, **layer.options} for layer in spec.layers]
@@ -330,7 +432,11 @@ def check_against_torch(name: str, module, spec, dtype) -> None:
 
 
 def interleaved(
-    contenders: dict[str, Callable[[], object]], budget: float, min_rounds: int, max_rounds: int
+    contenders: dict[str, Callable[[], object]],
+    budget: float,
+    min_rounds: int,
+    max_rounds: int,
+    pause: float = PAUSE,
 ) -> dict[str, list[float]]:
     """Seconds per call of each contender, measured in alternating rounds.
 
@@ -349,10 +455,12 @@ def interleaved(
     for run in fast.values():
         run()
     per_round = (WARM_CALLS + TIMED_CALLS) * (time.perf_counter() - start)
+    per_round += pause * len(contenders)
     rounds = max(min_rounds, min(max_rounds, int(budget / max(per_round, 1e-9))))
     times: dict[str, list[float]] = defaultdict(list)
     for i in range(rounds):
         for name, run in contenders.items():
+            time.sleep(pause)  # let the machine settle between contenders (and other processes run)
             if name == "reference":
                 if i < REFERENCE_ROUNDS:
                     t0 = time.perf_counter()
@@ -437,31 +545,39 @@ def run_tables(args, modules: dict) -> list[dict]:
     for dtype_name in DTYPES:
         dtype = np.dtype(dtype_name).type
         peak = matmul_rate(dtype, args.matmul_size)
-        for name, (module, spec) in modules.items():
+        for name, (module, spec, compiled) in modules.items():
             check_against_torch(name, module, spec, dtype)
+            if compiled is not None:
+                check_against_torch(f"{name} compiled", compiled, spec, dtype)
             for batch in BATCHES:
                 params, X, Y = sample(module, spec, batch, dtype)
                 contenders = {
                     "generated": lambda m=module, p=params, x=X, y=Y: m.loss_and_grads(p, x, y),
                     "torch": lambda s=spec, p=params, x=X, y=Y: torch_step(s, p, x, y),
                 }
+                if compiled is not None:
+                    contenders["compiled"] = lambda m=compiled, p=params, x=X, y=Y: m.loss_and_grads(p, x, y)
                 if (name, batch) in REFERENCE_AT and dtype == np.float64:
                     contenders["reference"] = lambda s=spec, p=params, x=X, y=Y: reference_step(s, p, x, y)
-                times = interleaved(contenders, args.budget, args.min_rounds, args.rounds)
+                times = interleaved(contenders, args.budget, args.min_rounds, args.rounds, args.pause)
                 work = flops(spec, batch)
                 generated, torch_time = median(times["generated"]), median(times["torch"])
+                fastest = median(times["compiled"]) if "compiled" in times else None
                 rows.append(
                     {
                         "network": name,
                         "dtype": dtype_name,
                         "batch": batch,
                         "generated": generated,
+                        "compiled": fastest,
                         "torch": torch_time,
                         "reference": median(times["reference"]) if "reference" in times else None,
                         "rounds": len(times["generated"]),
                         "gflops": work / generated / 1e9,
+                        "compiled_gflops": work / fastest / 1e9 if fastest else None,
                         "torch_gflops": work / torch_time / 1e9,
                         "peak": peak,
+                        "bound": work / (peak * 1e9),
                         "flops": work,
                     }
                 )
@@ -470,9 +586,9 @@ def run_tables(args, modules: dict) -> list[dict]:
 
 
 HEADER = (
-    f"{'network':<11} {'dtype':<7} {'batch':>5} {'generated':>11} {'torch':>11} {'gen/torch':>9} "
-    f"{'loop ref':>10} {'MFLOP':>8} {'gen GF/s':>8} {'torch GF/s':>10} {'matmul GF/s':>11} "
-    f"{'gen/matmul':>10} {'rounds':>6}"
+    f"{'network':<11} {'dtype':<7} {'batch':>5} {'NumPy':>10} {'compiled':>10} {'torch':>10} {'np/torch':>8} "
+    f"{'comp/torch':>10} {'comp/np':>7} {'loop ref':>10} {'MFLOP':>7} {'np GF/s':>7} {'comp GF/s':>9} "
+    f"{'torch GF/s':>10} {'matmul GF/s':>11} {'comp/bound':>10} {'rounds':>6}"
 )
 
 
@@ -480,22 +596,29 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:.3f} ms"
 
 
+def _ratio(a: float | None, b: float, width: int) -> str:
+    return f"{'-':>{width}}" if a is None else f"{a / b:>{width}.2f}"
+
+
 def format_row(r: dict) -> str:
+    compiled = r["compiled"]
     return (
-        f"{r['network']:<11} {r['dtype']:<7} {r['batch']:>5} {_ms(r['generated']):>11} {_ms(r['torch']):>11} "
-        f"{r['generated'] / r['torch']:>9.2f} {_ms(r['reference']):>10} {r['flops'] / 1e6:>8.2f} "
-        f"{r['gflops']:>8.2f} {r['torch_gflops']:>10.2f} {r['peak']:>11.1f} "
-        f"{r['gflops'] / r['peak']:>10.1%} {r['rounds']:>6}"
+        f"{r['network']:<11} {r['dtype']:<7} {r['batch']:>5} {_ms(r['generated']):>10} {_ms(compiled):>10} "
+        f"{_ms(r['torch']):>10} {r['generated'] / r['torch']:>8.2f} {_ratio(compiled, r['torch'], 10)} "
+        f"{_ratio(compiled, r['generated'], 7)} {_ms(r['reference']):>10} {r['flops'] / 1e6:>7.2f} "
+        f"{r['gflops']:>7.2f} {r['compiled_gflops'] or 0:>9.2f} {r['torch_gflops']:>10.2f} "
+        f"{r['peak']:>11.1f} "
+        f"{_ratio(compiled, r['bound'], 10)} {r['rounds']:>6}"
     )
 
 
 def summary(rows: list[dict]) -> None:
-    print("\nTargets: generated at most half of torch's time everywhere; at least a quarter of the")
+    print("\nTargets: NumPy module at most half of torch's time everywhere; at least a quarter of the")
     print("matmul rate on the 28x28 network (mnist_cnn8).")
     worst = max(rows, key=lambda r: r["generated"] / r["torch"])
     missed = [r for r in rows if r["generated"] / r["torch"] > TARGET_RATIO]
     print(
-        f"  gen/torch: worst {worst['generated'] / worst['torch']:.2f} "
+        f"  np/torch: worst {worst['generated'] / worst['torch']:.2f} "
         f"({worst['network']} {worst['dtype']} batch {worst['batch']}); "
         f"{len(rows) - len(missed)}/{len(rows)} configurations at or under {TARGET_RATIO}"
     )
@@ -505,6 +628,27 @@ def summary(rows: list[dict]) -> None:
             print(
                 f"  mnist_cnn8 {r['dtype']} batch {r['batch']:>3}: {r['gflops']:.1f} GFLOP/s = "
                 f"{r['gflops'] / r['peak']:.1%} of matmul ({verdict})"
+            )
+    compiled = [r for r in rows if r["compiled"] is not None]
+    if not compiled:
+        return
+    print(
+        f"Compiled targets: mnist_cnn8 at most {COMPILED_TARGET_RATIO} of torch's time at batches 64 and 256 "
+        f"and at most {COMPILED_TARGET_BOUND:.0f}x the machine bound; the small CNN faster than NumPy."
+    )
+    for r in compiled:
+        ratio, bound = r["compiled"] / r["torch"], r["compiled"] / r["bound"]
+        if r["network"] == "mnist_cnn8" and r["batch"] in (64, 256):
+            verdict = "met" if ratio <= COMPILED_TARGET_RATIO and bound <= COMPILED_TARGET_BOUND else "missed"
+            print(
+                f"  mnist_cnn8 {r['dtype']} batch {r['batch']:>3}: comp/torch {ratio:.3f}, "
+                f"comp/bound {bound:.2f} ({verdict})"
+            )
+        elif r["network"] == "small_cnn":
+            verdict = "met" if r["compiled"] < r["generated"] else "missed"
+            print(
+                f"  small_cnn  {r['dtype']} batch {r['batch']:>3}: "
+                f"comp/np {r['compiled'] / r['generated']:.3f} ({verdict})"
             )
 
 
@@ -531,7 +675,7 @@ def scaling(args, modules: dict, directory: Path) -> dict:
     curves: dict = {}
     for dtype_name in DTYPES:
         dtype = np.dtype(dtype_name).type
-        for name, (module, spec) in modules.items():
+        for name, (module, spec, _compiled) in modules.items():
             for batch in SCALING_BATCHES:
                 params, X, Y = sample(module, spec, batch, dtype)
                 times = interleaved(
@@ -684,21 +828,41 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         records, how = prove_within(MNIST_SPEC, args.prove_seconds)
         mnist, mnist_spec = render_module(MNIST_SPEC, records, directory)
-        modules = {"small_cnn": (small_cnn, load("small_cnn")), "mnist_cnn8": (mnist, mnist_spec)}
+        small_spec = load("small_cnn")
+        compiled = {"small_cnn": None, "mnist_cnn8": None}
+        paths = {"small_cnn": None, "mnist_cnn8": None}
+        use_compiled = not args.no_compiled and importlib.util.find_spec("numba") is not None
+        if use_compiled:
+            import numba
+
+            compiled["small_cnn"] = importlib.import_module("gradproof.generated.small_cnn_compiled")
+            compiled["mnist_cnn8"], paths["mnist_cnn8"] = render_compiled(MNIST_SPEC, records, directory)
+        modules = {
+            "small_cnn": (small_cnn, small_spec, compiled["small_cnn"]),
+            "mnist_cnn8": (mnist, mnist_spec, compiled["mnist_cnn8"]),
+        }
+        print(f"load average (1, 5, 15 min) before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         print(
             f"numpy {np.__version__}, torch {torch.__version__}; threads: BLAS reports "
             f"{blas_threads()}, torch {torch.get_num_threads()} (--threads {args.threads or 'not given'}); "
             f"cpu count {os.cpu_count()}"
         )
+        if use_compiled:
+            print(f"numba {numba.__version__}, {numba.get_num_threads()} threads")
         print(f"mnist_cnn8 module: {how}")
         print(
             "allocator: "
             + ("glibc thresholds fixed, heap never trimmed (steady state)" if steady else "glibc default")
         )
-        print("medians of interleaved rounds; loop ref timed in float64 only, at small sizes\n")
+        if use_compiled:
+            print("\ncompile time of the compiled modules (first calls, child processes):")
+            for name, (_, spec, module) in modules.items():
+                print_compile_times(name, compile_times(module.__name__, paths[name], module, spec))
+        print("\nmedians of interleaved rounds; loop ref timed in float64 only, at small sizes\n")
         print(HEADER)
         rows = run_tables(args, modules)
         summary(rows)
+        print(f"load average (1, 5, 15 min) after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         if not args.no_plot:
             plot(scaling(args, modules, directory), args.plot, threads)
     return 0

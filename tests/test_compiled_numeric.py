@@ -154,7 +154,7 @@ def test_every_entry_point_equals_torch_autograd_in_float64(name, monkeypatch):
     spec, params, X, Y = numeric.sample(name, seed=2, batch=5)
     module = compiled(name)
     expected_loss, expected = numeric.torch_loss(spec, params, X, Y)
-    for block in (module.BLOCK, 2):  # one block (serial kernel), then three blocks (prange)
+    for block in (module.BLOCK, 2):  # one block in this thread, then three blocks in threads
         monkeypatch.setattr(module, "BLOCK", block)
         loss, grads = module.loss_and_grads(params, X, Y)
         assert loss == pytest.approx(expected_loss, rel=1e-10)
@@ -291,13 +291,15 @@ def test_mnist_float32_agrees_with_torch_float32(mnist):
 
 
 def blocks_by_hand(module, spec, params, X, Y, block):
-    """Each block's loss and gradients from the serial block kernel, added in block order."""
+    """Each block's loss and gradients from the block kernel, added in block order: one block below
+    two blocks' worth of samples, else blocks of `block` samples."""
     X_, weights, Y_ = module._arrays(params, X, Y)
     n = X_.dtype.type(len(X_))
+    starts = range(0, len(X_), block) if len(X_) >= 2 * block else [0]
+    stops = [min(len(X_), start + block) for start in starts] if len(starts) > 1 else [len(X_)]
     total, grads = None, None
-    for start in range(0, len(X_), block):
+    for start, stop in zip(starts, stops, strict=True):
         part = np.zeros(module.GRADIENTS, X_.dtype)
-        stop = min(len(X_), start + block)
         value = X_.dtype.type(module._step_block(X_, Y_, *weights, start, stop, n, part))
         total = value if total is None else total + value
         grads = part if grads is None else grads + part
@@ -307,8 +309,8 @@ def blocks_by_hand(module, spec, params, X, Y, block):
 @pytest.mark.parametrize("name", NETWORKS)
 @pytest.mark.parametrize("block", [2, 3, 11])
 def test_a_batch_is_its_blocks_added_in_order_for_any_number_of_threads(name, block, monkeypatch):
-    """Bit for bit: the parallel kernel equals its blocks computed one by one and added in order, on
-    every call and with one or two threads; float32 stays float32."""
+    """Bit for bit: loss_and_grads equals its blocks computed one by one and added in order, on every
+    call and with one, two or three threads; float32 stays float32."""
     spec, params, X, Y = numeric.sample(name, seed=12, batch=11)
     module = compiled(name)
     monkeypatch.setattr(module, "BLOCK", block)
@@ -316,14 +318,13 @@ def test_a_batch_is_its_blocks_added_in_order_for_any_number_of_threads(name, bl
         typed = {k: v.astype(dtype) for k, v in params.items()}
         X_, Y_ = X.astype(dtype), Y.astype(dtype)
         by_hand = blocks_by_hand(module, spec, typed, X_, Y_, block)
-        for threads in (1, 2, 1):
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        for threads in (1, 2, 3, 2):
+            monkeypatch.setattr(module, "THREADS", threads)
             value, computed = module.loss_and_grads(typed, X_, Y_)
             assert value == by_hand[0]
             for key in computed:
                 assert computed[key].dtype == dtype, key
                 np.testing.assert_array_equal(computed[key], by_hand[1][key], err_msg=key)
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     loss, grads = module.loss_and_grads(params, X, Y)
     expected_loss, expected = numeric.torch_loss(spec, params, X, Y)
     assert loss == pytest.approx(expected_loss, rel=1e-10)
