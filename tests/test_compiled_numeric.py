@@ -387,3 +387,49 @@ def test_gradients_equal_the_numpy_module_to_rounding(name):
     numpy_loss, numpy_grads = numeric.generated(name).loss_and_grads(params, X, Y)
     assert loss == pytest.approx(numpy_loss, rel=1e-12)
     assert_close(grads, numpy_grads, rtol=1e-10)
+
+
+TANH_CNN = """
+name = "tanh_cnn"
+input = [1, 6, 6]
+loss = "mse"
+reduction = "mean"
+[[layers]]
+type = "conv2d"
+filters = 2
+kernel = 3
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "maxpool2d"
+size = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+units = 2
+"""
+
+
+def test_an_unfused_pool_routes_by_its_own_scan_like_torch(tmp_path):
+    """tanh before the pool is no ReLU: nothing is fused, the routing scans the window itself."""
+    spec = spec_module.parse(TANH_CNN, "<test>")
+    ((relative, text),) = emitter.render(build(spec), []).items()
+    assert "rewrite relu-maxpool" not in text and "dA1[" in text
+    path = tmp_path / Path(relative).name
+    path.write_text(text, encoding="utf-8")
+    loader = importlib.util.spec_from_file_location("gradproof_test_tanh_cnn_compiled", path)
+    module = importlib.util.module_from_spec(loader)
+    sys.modules[loader.name] = module
+    try:
+        loader.loader.exec_module(module)
+        data = numeric_spec(spec)
+        rng = np.random.default_rng(14)
+        params, _ = ref.init(data["layers"], data["input"], rng)
+        X, Y = rng.normal(size=(5, 1, 6, 6)), rng.uniform(size=(5, 2))
+        loss, grads = module.loss_and_grads(params, X, Y)
+        expected_loss, expected = numeric.torch_loss(data, params, X, Y)
+        assert loss == pytest.approx(expected_loss, rel=1e-10)
+        assert_close(grads, expected)
+    finally:
+        del sys.modules[loader.name]

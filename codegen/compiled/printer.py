@@ -131,6 +131,8 @@ class LoopReading:
             return f"step({s(expr.a)})"
         if isinstance(expr, tx.Sigmoid):
             return f"sigmoid({s(expr.a)})"
+        if isinstance(expr, tx.Tanh):
+            return f"np.tanh({s(expr.a)})"
         if isinstance(expr, tx.AddBias):
             return f"({s(expr.a)} + {self.operand(expr.bias, lines)}[{at[0]}])"
         name = self.operand(expr, lines)  # not element-wise: computed into an array first
@@ -147,7 +149,7 @@ class LoopReading:
         return before + nest(list(zip(at, self.sample_shape(expr), strict=True)), body)
 
     read_Product = read_Difference = read_OneMinus = read_BatchScale = elementwise  # noqa: N815
-    read_Relu = read_StepMask = read_Sigmoid = elementwise  # noqa: N815
+    read_Relu = read_StepMask = read_Sigmoid = read_Tanh = elementwise  # noqa: N815
 
     def read_Tensor(self, e: tx.Tensor, out: str) -> list[str]:
         return self.elementwise(e, out)
@@ -327,16 +329,19 @@ class LoopReading:
         return self.keep.get(e.a.name) if isinstance(e.a, tx.Tensor) else None
 
     @staticmethod
-    def scan(a: str, s: int) -> list[str]:
+    def scan(a: str, s: int, keep: bool = True) -> list[str]:
         """``best``, ``at``: a window's maximum and its position, by a row-major scan that moves on
         strictly greater only, so the first maximum is kept (as torch's ``max_pool2d`` and the
         proven routing do; rewrite ``routed-entry``)."""
-        lines = [f"best = {a}[c, wi * {s}, wj * {s}]", "at = 0"]
+        lines = [f"best = {a}[c, wi * {s}, wj * {s}]", *(["at = 0"] if keep else [])]
         for p in range(s):
             for q in range(s):
                 if p or q:
                     entry = f"{a}[c, wi * {s} + {p}, wj * {s} + {q}]"
-                    lines += [f"if {entry} > best:", f"    best = {entry}", f"    at = {p * s + q}"]
+                    if keep:
+                        lines += [f"if {entry} > best:", f"    best = {entry}", f"    at = {p * s + q}"]
+                    else:
+                        lines.append(f"best = max(best, {entry})")
         return lines
 
     def read_MaxPool(self, e: tx.MaxPool, out: str) -> list[str]:
@@ -345,7 +350,7 @@ class LoopReading:
         a = self.operand(e.a, lines)
         kept = self.keep.get(e.a.name) if isinstance(e.a, tx.Tensor) else None
         c_, ph, pw = self.sample_shape(e)
-        body = [*self.scan(a, e.size), f"{out}[c, wi, wj] = best"]
+        body = [*self.scan(a, e.size, keep=kept is not None), f"{out}[c, wi, wj] = best"]
         if kept is not None:
             body.append(f"{kept}[c, wi, wj] = at")
         return lines + nest([("c", c_), ("wi", ph), ("wj", pw)], body)
