@@ -51,6 +51,9 @@ Configurations:
   ``--prove-seconds`` (default 20 s) in a child process and renders with an empty record list
   when it does not finish (the header says which). The records only change the comments of
   the module, never its code.
+- ``lenet5`` (built in): 1x32x32 input, two 5x5 convolutions (6 and 16 filters) with tanh and
+  2x2 average pooling, dense 400 -> 120 -> 84 -> 10 with tanh, softmax with cross-entropy; the
+  committed modules ``generated/lenet5.py`` and ``generated/lenet5_compiled.py`` (not in the plot).
 - the scaling plot also renders the MNIST-size architecture at other input sizes (12 to 44
   pixels, same layers), the same way, without proving.
 
@@ -79,8 +82,11 @@ of k x k and an oh x ow output: forward 2*F*oh*ow*C*k^2 + F*oh*ow (bias); weight
 (not for the first layer). Dense D -> U: forward 2*D*U + U, weight gradient 2*D*U, bias
 gradient U, input gradient 2*D*U when needed. ReLU: 1 per element forward, 1 per element
 backward (the mask product). Sigmoid: 3 per element forward, 3 backward when not fused. Tanh: 1
-forward, 3 backward. Max-pool s x s: s^2 - 1 comparisons per output forward; the routing is
-counted as 0 (torch keeps indices; gradproof's rule recomputes them, which is not useful work).
+forward, 3 backward. Softmax: 4 per element (max, exp, sum, divide), as many backward when not fused
+with the cross-entropy. Average pool s x s: s^2 per output forward (sum, divide), s^2 backward
+(the spread). A kh x kw kernel counts kh*kw where k^2 stands. Max-pool s x s: s^2 - 1
+comparisons per output forward; the routing is counted as 0 (torch keeps indices; gradproof's
+rule recomputes them, which is not useful work).
 Loss: 3 per output (BCE from the logit, its gradient) or 3 (half squared error). For ``mnist_cnn8`` this is
 about 0.49 MFLOP per sample, 94% of it the two convolutions. GFLOP/s is that count divided by
 the median time, and is set against a square float32/float64 matmul (``--matmul-size``,
@@ -296,7 +302,8 @@ params = module.init_params(rng, np.dtype(dtype).type)
 times = {"import": imported}
 for label, batch in (("serial", serial), ("parallel", parallel)):
     X = rng.normal(size=(batch, *input_shape)).astype(dtype)
-    Y = np.ones((batch, units), dtype)
+    Y = np.zeros((batch, units), dtype)
+    Y[:, 0] = 1  # a one-hot row: a target of every loss
     t0 = time.perf_counter()
     module.loss_and_grads(params, X, Y)
     times[label] = time.perf_counter() - t0
@@ -353,29 +360,37 @@ def torch_step(spec, params: dict, X, Y):
     tensors = {k: torch.from_numpy(v).requires_grad_() for k, v in params.items()}
     value, logits, k = torch.from_numpy(X), None, 0
     for layer in spec.layers:
+        options = layer.options
         if layer.type in ("conv2d", "dense"):
             k += 1
             w, b = tensors[f"W{k}"], tensors.get(f"B{k}")
-            value = (
-                tf.conv2d(value, w, b) if layer.type == "conv2d" else value @ w + (b if b is not None else 0)
-            )
+            if layer.type == "conv2d":
+                value = tf.conv2d(value, w, b, stride=options["stride"], padding=options["padding"])
+            else:
+                value = value @ w + (b if b is not None else 0)
         elif layer.type == "relu":
             value = torch.relu(value)
         elif layer.type == "sigmoid":
             logits, value = value, torch.sigmoid(value)
         elif layer.type == "tanh":
             value = torch.tanh(value)
+        elif layer.type == "softmax":
+            logits, value = value, torch.softmax(value, dim=1)
         elif layer.type == "maxpool2d":
-            value = tf.max_pool2d(value, layer.options["size"])
+            value = tf.max_pool2d(value, options["size"])
+        elif layer.type == "avgpool2d":
+            value = tf.avg_pool2d(value, options["size"])
         elif layer.type == "flatten":
             value = value.flatten(1)
         else:  # timing a different network than the generated one would be a silent lie
             raise ValueError(f"the torch contender has no layer type {layer.type!r}")
     target = torch.from_numpy(Y)
-    if spec.loss not in ("bce", "mse"):
+    if spec.loss not in ("bce", "mse", "cross_entropy"):
         raise ValueError(f"the torch contender has no loss {spec.loss!r}")
     if spec.loss == "bce":
         loss = tf.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+    elif spec.loss == "cross_entropy":
+        loss = tf.cross_entropy(logits, target, reduction="sum")
     else:
         loss = 0.5 * ((value - target) ** 2).sum()
     if spec.reduction == "mean":
@@ -404,6 +419,8 @@ def sample(module, spec, batch: int, dtype, seed: int = 0):
     units = module.PARAM_SHAPES[[k for k in module.PARAM_SHAPES if k.startswith("W")][-1]][-1]
     if spec.loss == "bce":
         Y = rng.integers(0, 2, size=(batch, units)).astype(dtype)
+    elif spec.loss == "cross_entropy":
+        Y = np.eye(units, dtype=dtype)[rng.integers(0, units, size=batch)]
     else:
         Y = rng.uniform(size=(batch, units)).astype(dtype)
     return params, X, Y
@@ -481,14 +498,16 @@ def flops(spec, batch: int) -> int:
     from gradproof.derive.spec import layer_shapes
 
     total, shape, first = 0, tuple(spec.input), True
-    fused = spec.loss == "bce"
+    fused = spec.loss in ("bce", "cross_entropy")
     for index, (layer, out) in enumerate(zip(spec.layers, layer_shapes(spec), strict=True)):
         outputs = 1
         for d in out:
             outputs *= d
+        last = index == len(spec.layers) - 1
         if layer.type == "conv2d":
-            k, channels = layer.options["kernel"], shape[0]
-            macs = outputs * channels * k * k
+            kernel = layer.options["kernel"]
+            kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+            macs = outputs * shape[0] * kh * kw
             bias = outputs if layer.options["bias"] else 0
             total += 2 * macs + bias + 2 * macs + bias + (0 if first else 2 * macs)
             first = False
@@ -500,12 +519,15 @@ def flops(spec, batch: int) -> int:
         elif layer.type == "relu":
             total += 2 * outputs
         elif layer.type == "sigmoid":
-            last = index == len(spec.layers) - 1
             total += 3 * outputs + (0 if last and fused else 3 * outputs)
         elif layer.type == "tanh":
             total += 4 * outputs  # np.tanh; dA (1 - A A)
+        elif layer.type == "softmax":
+            total += 4 * outputs + (0 if last and fused else 4 * outputs)  # max, exp, sum, divide
         elif layer.type == "maxpool2d":
             total += (layer.options["size"] ** 2 - 1) * outputs
+        elif layer.type == "avgpool2d":
+            total += layer.options["size"] ** 2 * outputs * 2  # the window's sum and mean; the spread
         elif layer.type != "flatten":
             raise ValueError(f"no FLOP count for layer type {layer.type!r}")
         shape = out
@@ -634,7 +656,7 @@ def summary(rows: list[dict]) -> None:
         return
     print(
         f"Compiled targets: mnist_cnn8 at most {COMPILED_TARGET_RATIO} of torch's time at batches 64 and 256 "
-        f"and at most {COMPILED_TARGET_BOUND:.0f}x the machine bound; the small CNN faster than NumPy."
+        f"and at most {COMPILED_TARGET_BOUND:.0f}x the machine bound; small_cnn and lenet5 faster than NumPy."
     )
     for r in compiled:
         ratio, bound = r["compiled"] / r["torch"], r["compiled"] / r["bound"]
@@ -644,10 +666,10 @@ def summary(rows: list[dict]) -> None:
                 f"  mnist_cnn8 {r['dtype']} batch {r['batch']:>3}: comp/torch {ratio:.3f}, "
                 f"comp/bound {bound:.2f} ({verdict})"
             )
-        elif r["network"] == "small_cnn":
+        elif r["network"] in ("small_cnn", "lenet5"):
             verdict = "met" if r["compiled"] < r["generated"] else "missed"
             print(
-                f"  small_cnn  {r['dtype']} batch {r['batch']:>3}: "
+                f"  {r['network']:<10} {r['dtype']} batch {r['batch']:>3}: "
                 f"comp/np {r['compiled'] / r['generated']:.3f} ({verdict})"
             )
 
@@ -817,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(threads)
     steady = not args.default_malloc and steady_allocator()
     from gradproof.derive.spec import load
-    from gradproof.generated import small_cnn
+    from gradproof.generated import lenet5, small_cnn
 
     with tempfile.TemporaryDirectory(prefix="gradproof-bench-") as temporary:
         directory = Path(temporary)
@@ -828,18 +850,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         records, how = prove_within(MNIST_SPEC, args.prove_seconds)
         mnist, mnist_spec = render_module(MNIST_SPEC, records, directory)
-        small_spec = load("small_cnn")
-        compiled = {"small_cnn": None, "mnist_cnn8": None}
-        paths = {"small_cnn": None, "mnist_cnn8": None}
+        small_spec, lenet5_spec = load("small_cnn"), load("lenet5")
+        compiled = {"small_cnn": None, "mnist_cnn8": None, "lenet5": None}
+        paths = {"small_cnn": None, "mnist_cnn8": None, "lenet5": None}
         use_compiled = not args.no_compiled and importlib.util.find_spec("numba") is not None
         if use_compiled:
             import numba
 
-            compiled["small_cnn"] = importlib.import_module("gradproof.generated.small_cnn_compiled")
+            for name in ("small_cnn", "lenet5"):
+                compiled[name] = importlib.import_module(f"gradproof.generated.{name}_compiled")
             compiled["mnist_cnn8"], paths["mnist_cnn8"] = render_compiled(MNIST_SPEC, records, directory)
         modules = {
             "small_cnn": (small_cnn, small_spec, compiled["small_cnn"]),
             "mnist_cnn8": (mnist, mnist_spec, compiled["mnist_cnn8"]),
+            "lenet5": (lenet5, lenet5_spec, compiled["lenet5"]),
         }
         print(f"load average (1, 5, 15 min) before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         print(
@@ -864,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
         summary(rows)
         print(f"load average (1, 5, 15 min) after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         if not args.no_plot:
-            plot(scaling(args, modules, directory), args.plot, threads)
+            plotted = {name: modules[name] for name in ("small_cnn", "mnist_cnn8")}
+            plot(scaling(args, plotted, directory), args.plot, threads)
     return 0
 
 

@@ -163,6 +163,7 @@ def _project(args) -> Project:
 
 def cmd_build(args) -> int:
     from gradproof.codegen import pdf
+    from gradproof.codegen.compiled.printer import UnsupportedFormError
     from gradproof.codegen.outputs import has_compiled, numba_available, render_all
     from gradproof.codegen.writing import HandEditedError, write_all
 
@@ -193,7 +194,14 @@ def cmd_build(args) -> int:
             print(f"gradproof: not emitting: a proof of {network.spec.name} failed", file=sys.stderr)
             return EXIT_FAILED
         compiled = args.compiled or has_compiled(root, network.spec.name)
-        rendered = render_all(network, records, compiled)
+        try:
+            rendered = render_all(network, records, compiled)
+        except UnsupportedFormError as error:
+            print(
+                f"gradproof: {network.spec.name}: --compiled: {error} (nothing written)",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
         outputs.update(rendered)
         built[network.spec.name] = manifest.Entry(network.spec.source, tuple(sorted(rendered)))
         summaries.append((network.spec.name, len(records), seconds, len(rendered)))

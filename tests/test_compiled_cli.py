@@ -53,3 +53,15 @@ def test_check_covers_a_committed_compiled_module(copied_root, capsys):  # noqa:
     assert cli.main(["check", "small_cnn"]) == 0
     assert cli.main(["build", "small_cnn", "--compiled"]) == 0
     assert path.read_text() == (ROOT / "generated" / "small_cnn_compiled.py").read_text()
+
+
+def test_an_operation_without_a_loop_reading_is_refused_by_name(tmp_path, monkeypatch, capsys):
+    """`build --compiled` of a network whose rules use an operation the loops reading cannot print
+    exits 2 naming the operation, and writes nothing (the NumPy module and the documents neither)."""
+    from gradproof.codegen.compiled.printer import LoopReading
+
+    monkeypatch.delattr(LoopReading, "read_Relu")
+    assert cli.main(["build", "small_cnn", "--compiled", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "small_cnn: --compiled: the loops reading has no read_Relu (nothing written)" in error
+    assert not any(tmp_path.iterdir())

@@ -12,7 +12,7 @@ from math import ceil, prod
 
 from gradproof.codegen.compiled.plan import Plan, Statement, plan
 from gradproof.codegen.compiled.printer import INDENT, LoopReading
-from gradproof.codegen.numpy.emitter import conventions, environment
+from gradproof.codegen.numpy.emitter import checks_context, conventions, environment
 from gradproof.codegen.outputs import compiled_path
 from gradproof.codegen.project import build_command
 from gradproof.codegen.writing import with_header
@@ -37,7 +37,9 @@ def constants(lines: list[str], always: tuple[str, ...] = (), source: str = "X")
     """The typed constants (``zero = X.dtype.type(0)``, ...) the code lines use, outside comments."""
     code = "\n".join(line.split("#", 1)[0] for line in lines)
     used = [c for c in CONSTANTS if c in always or re.search(rf"\b{c}\b", code)]
-    return [f"{INDENT}{c} = {source}.dtype.type({CONSTANTS[c]})" for c in used]
+    typed = [f"{INDENT}{c} = {source}.dtype.type({CONSTANTS[c]})" for c in used]
+    areas = sorted({int(k) for k in re.findall(r"\barea(\d+)\b", code)})  # a pooling window's size
+    return typed + [f"{INDENT}area{k} = {source}.dtype.type({k})" for k in areas]
 
 
 LINE = 110  # ruff's line length for this repository
@@ -53,6 +55,13 @@ def call(head: str, arguments: list[str], indent: int, tail: str = "") -> str:
     if len(packed) <= LINE:
         return f"{pad}{head}(\n{packed}\n{pad}){tail}"
     return f"{pad}{head}(\n" + "".join(f"{inner}{a},\n" for a in arguments) + f"{pad}){tail}"
+
+
+def tuple_lines(name: str, items: list[str]) -> list[str]:
+    """``name = ("a", "b")`` on one line, or one item a line with a trailing comma, as ruff formats it."""
+    quoted = [f'"{item}"' for item in items]
+    one = f"{name} = ({', '.join(quoted)}{',' if len(quoted) == 1 else ''})"
+    return [one] if len(one) <= LINE else [f"{name} = (", *[f"    {q}," for q in quoted], ")"]
 
 
 def wrapped(text: str, indent: int) -> list[str]:
@@ -154,6 +163,7 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         .get_template("network_compiled.py.j2")
         .render(
             name=network.spec.name,
+            **checks_context(network),
             conventions=conventions(network),
             build_command=build_command(network.spec),
             reduction=network.spec.reduction,
@@ -162,6 +172,8 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
             param_names=param_names,
             output=network.output.name,
             forward_names=[s.target for s in fused.forward],
+            cache_lines=wrapped(_cache_sentence(fused), 0),
+            cached_lines=tuple_lines("CACHED", [b["name"] for b in forward_buffers]),
             forward_buffers=forward_buffers,
             forward_aliases=[
                 {
@@ -190,6 +202,12 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     )
     path = compiled_path(network.spec.name)
     return {path: with_header(path, network.spec.name, body)}
+
+
+def _cache_sentence(fused: Plan) -> str:
+    kept = f" and the kept window entries {', '.join(fused.kept_shapes)}" if fused.kept_shapes else ""
+    names = ", ".join(fused.forward_names)
+    return f"`forward`'s cache holds the tensors these kernels compute: {names}{kept}."
 
 
 def _loss_statement(fused: Plan) -> Statement:

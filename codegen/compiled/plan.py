@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from gradproof.codegen.numpy.emitter import _proof_summary as proof_summary  # the NumPy module's words
+from gradproof.derive import operations as ops
 from gradproof.derive import rewrites
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import LOSS_NAME, Network, Step, gradient_name
@@ -47,16 +49,6 @@ class Plan:
         return [s.target for s in self.forward]
 
 
-def proof_summary(records: list[ProofRecord], step: Step, target: str) -> str:
-    """'local 9/9, end-to-end 9/9 entries' from the records proving ``step``'s rule for ``target``."""
-    parts = [
-        f"{r.level} {r.entries}/{r.entries}"
-        for r in records
-        if r.holds and (r.step_output, r.target) == (step.output.name, target)
-    ]
-    return f"{', '.join(parts)} entries" if parts else "no proof record given to the emitter"
-
-
 def rewrite_note(record: ProofRecord) -> str:
     return f"[rewrite {record.key}, {'proven' if record.holds else 'NOT PROVEN'}: {record.statement}]"
 
@@ -69,6 +61,25 @@ def _substitute(expr: tx.Expr, name: str, by: tx.Expr) -> tx.Expr:
         key: _substitute(value, name, by) for key, value in vars(expr).items() if isinstance(value, tx.Expr)
     }
     return replace(expr, **changes)
+
+
+def _replace(expr: tx.Expr, old: tx.Expr, new: tx.Expr) -> tx.Expr:
+    """``expr`` with every occurrence of the subexpression ``old`` replaced by ``new``."""
+    if expr == old:
+        return new
+    if isinstance(expr, tx.Tensor):
+        return expr
+    changes = {
+        key: _replace(value, old, new) for key, value in vars(expr).items() if isinstance(value, tx.Expr)
+    }
+    return replace(expr, **changes)
+
+
+def _subexpressions(expr: tx.Expr):
+    yield expr
+    for value in vars(expr).values():
+        if isinstance(value, tx.Expr):
+            yield from _subexpressions(value)
 
 
 def _reads(expr: tx.Expr, name: str) -> bool:
@@ -90,7 +101,23 @@ def unfused(network: Network, records: list[ProofRecord]) -> Plan:
         )
         for step, target, expr in network.backward_plan()
     ]
-    return Plan(forward, loss, backward, {}, {}, [])
+    result = Plan(forward, loss, backward, {}, {}, [])
+    _name_padded_inputs(result)
+    return result
+
+
+def _name_padded_inputs(result: Plan) -> None:
+    """Each zero-padded tensor ``pad(T)`` the rules read becomes a forward statement ``T_padded``, computed
+    once per sample and read by the convolution and its weight gradient alike (a name, not a rewrite)."""
+    statements = result.forward + result.backward
+    pads = {e for s in statements for e in _subexpressions(s.expr) if isinstance(e, ops.Pad)}
+    for pad in sorted((p for p in pads if isinstance(p.a, tx.Tensor)), key=lambda p: p.a.name):
+        name = f"{pad.a.name}_padded"
+        padded = tx.Tensor(name, pad.shape)
+        for s in result.forward + result.backward:
+            s.expr = _replace(s.expr, pad, padded)
+        at = next((i for i, s in enumerate(result.forward) if _reads(s.expr, name)), len(result.forward))
+        result.forward.insert(at, Statement(name, pad, [f"{name} = {text(pad)}"]))
 
 
 def _conv_sizes(network: Network, z: tx.Tensor, size: int) -> rewrites.ConvSizes | None:
@@ -114,7 +141,8 @@ def plan(network: Network, records: list[ProofRecord]) -> Plan:
             and relu_step.layer.type == "relu"
             and pool_step.layer is not None
             and pool_step.layer.type == "maxpool2d"
-        ):
+            and pool_step.forward == tx.MaxPool(relu_step.output, pool_step.layer.options["size"])
+        ):  # a pool that crops first (floor mode) is printed as declared
             continue
         _fuse(network, result, relu_step, pool_step)
     return result

@@ -23,11 +23,14 @@ routing then reads that entry instead of searching again (the rewrite ``routed-e
 
 from __future__ import annotations
 
+from gradproof.derive import operations as ops
 from gradproof.derive import texpr as tx
 
 INDENT = "    "
 # Kernels with at most this many taps (up to 7x7) are unrolled into named scalars; larger ones loop.
 MAX_UNROLLED_TAPS = 49
+# A vector times a matrix of at least this many columns is summed row by row (vectorised over columns).
+ROW_COLUMNS = 8
 
 
 class UnsupportedFormError(ValueError):
@@ -42,6 +45,11 @@ def _balanced(text: str) -> bool:
         if depth < 0:
             return False
     return depth == 0
+
+
+def _at(stride: int, index: str, offset: str) -> str:
+    """``s * index + offset`` as printed (``index + offset`` for stride 1)."""
+    return f"{index} + {offset}" if stride == 1 else f"{stride} * {index} + {offset}"
 
 
 def indices(rank: int, stem: str = "i") -> list[str]:
@@ -105,6 +113,11 @@ class LoopReading:
             return expr.name
         name = f"t{self.temporaries}"
         self.temporaries += 1
+        if isinstance(expr, ops.Crop) and isinstance(expr.a, tx.Tensor):  # a view, no copy
+            (top, bottom), (left, right) = expr.pads
+            _, h, w = self.sample_shape(expr.a)
+            lines.append(f"{name} = {expr.a.name}[:, {top}:{h - bottom}, {left}:{w - right}]")
+            return name
         shape = self.sample_shape(expr)
         lines.append(f"{name} = np.empty({shape!r}, X.dtype)")
         lines += self(expr, name)
@@ -156,7 +169,7 @@ class LoopReading:
 
     def read_AddBias(self, e: tx.AddBias, out: str) -> list[str]:
         """A correlation or a matrix product plus its bias: the sum starts from the bias."""
-        if isinstance(e.a, tx.Correlate) and not e.a.weight_form:
+        if isinstance(e.a, tx.Correlate) and not e.a.weight_form or isinstance(e.a, ops.StridedCorrelate):
             return self.correlate(e.a, out, start=e.bias)
         if isinstance(e.a, tx.MatMul) and self.batched(e.a.a) and not self.batched(e.a.b):
             return self.vector_matrix(e.a, out, start=e.bias)
@@ -169,25 +182,61 @@ class LoopReading:
             return self.correlate(e, out, start=None)
         if isinstance(e.kernel, tx.RouteMax) and self._kept(e.kernel) is not None:
             return self.routed_weight_gradient(e, out)
-        lines: list[str] = []
-        x, g = self.operand(e.x, lines), self.operand(e.kernel, lines)
-        f_, c_, kh, kw = self.sample_shape(e)
-        _, gh, gw = self.sample_shape(e.kernel)
-        body = [
-            "total = zero",
-            *nest([("i", gh), ("j", gw)], [f"total += {x}[c, i + m, j + k] * {g}[f, i, j]"]),
-            f"{out}[f, c, m, k] += total",
-        ]
-        return lines + nest([("f", f_), ("c", c_), ("m", kh), ("k", kw)], body)
+        return self.weight_gradient(e.x, e.kernel, 1, self.sample_shape(e)[2:], out)
 
-    def correlate(self, e: tx.Correlate, out: str, start: tx.Expr | None) -> list[str]:
-        """out[f, i, j] = start[f] + sum over c, m, k of x[c, i+m, j+k] w[f, c, m, k], in that order.
+    def read_StridedCorrelate(self, e: ops.StridedCorrelate, out: str) -> list[str]:
+        return self.correlate(e, out, start=None)
+
+    def read_StridedWeightGrad(self, e: ops.StridedWeightGrad, out: str) -> list[str]:
+        return self.weight_gradient(e.x, e.grad, e.stride, e.kernel, out)
+
+    def weight_gradient(
+        self, x_expr: tx.Expr, g_expr: tx.Expr, stride: int, kernel: tuple[int, int], out: str
+    ) -> list[str]:
+        """out[f, c, m, k] += sum over i, j of x[c, s i + m, s j + k] g[f, i, j] (s the stride), each
+        sum over the sample's positions in row-major order from 0.
+
+        The taps' sums are independent: up to MAX_UNROLLED_TAPS of them run side by side in named
+        scalars over one pass of the positions (so no sum waits on the previous addition of its own),
+        each still adding its terms in (i, j) order; larger kernels sum one tap at a time.
+        """
+        lines: list[str] = []
+        x, g = self.operand(x_expr, lines), self.operand(g_expr, lines)
+        f_, gh, gw = self.sample_shape(g_expr)
+        c_ = self.sample_shape(x_expr)[0]
+        kh, kw = kernel
+        if kh * kw > MAX_UNROLLED_TAPS:
+            body = [
+                "total = zero",
+                *nest(
+                    [("i", gh), ("j", gw)],
+                    [f"total += {x}[c, {_at(stride, 'i', 'm')}, {_at(stride, 'j', 'k')}] * {g}[f, i, j]"],
+                ),
+                f"{out}[f, c, m, k] += total",
+            ]
+            return lines + nest([("f", f_), ("c", c_), ("m", kh), ("k", kw)], body)
+        taps = [(m, k) for m in range(kh) for k in range(kw)]
+        rows = [f"x{m} = {x}[c, {_at(stride, 'i', str(m))}]" for m in range(kh)]
+        rows.append(f"gradient = {g}[f, i]")
+        adds = [
+            "value = gradient[j]",
+            *[f"a{m}{k} += x{m}[{_at(stride, 'j', str(k))}] * value" for m, k in taps],
+        ]
+        body = [f"a{m}{k} = zero" for m, k in taps]
+        body += nest([("i", gh)], [*rows, *nest([("j", gw)], adds)])
+        body += [f"{out}[f, c, {m}, {k}] += a{m}{k}" for m, k in taps]
+        return lines + nest([("f", f_), ("c", c_)], body)
+
+    def correlate(self, e: tx.Correlate | ops.StridedCorrelate, out: str, start: tx.Expr | None) -> list[str]:
+        """out[f, i, j] = start[f] + sum over c, m, k of x[c, s i+m, s j+k] w[f, c, m, k], in that order.
 
         An output row starts from the bias; for each channel the kernel's taps are unrolled into
         one sum per entry of the row, with the weights and the input rows they read loaded once,
-        so the loop over the row is one vectorised sum per entry.
+        so the loop over the row is one vectorised sum per entry (s, the stride, is 1 but for a
+        strided convolution).
         """
         lines: list[str] = []
+        stride = getattr(e, "stride", 1)
         x, w = self.operand(e.x, lines), self.operand(e.kernel, lines)
         f_, oh, ow = self.sample_shape(e)
         _, channels, kh, kw = (int(d) for d in e.kernel.shape)
@@ -197,14 +246,19 @@ class LoopReading:
                 [("c", channels), ("m", kh), ("k", kw)],
                 [
                     f"weight = {w}[f, c, m, k]",
-                    *nest([("j", ow)], [f"row[j] += {x}[c, i + m, j + k] * weight"]),
+                    *nest(
+                        [("j", ow)],
+                        [f"row[j] += {x}[c, {_at(stride, 'i', 'm')}, {_at(stride, 'j', 'k')}] * weight"],
+                    ),
                 ],
             )
         else:
-            per_channel = [f"x{m} = {x}[c, i + {m}]" for m in range(kh)]
+            per_channel = [f"x{m} = {x}[c, {_at(stride, 'i', str(m))}]" for m in range(kh)]
             per_channel += [f"w{m}{k} = {w}[f, c, {m}, {k}]" for m in range(kh) for k in range(kw)]
             sums = ["total = row[j]"]
-            sums += [f"total += x{m}[j + {k}] * w{m}{k}" for m in range(kh) for k in range(kw)]
+            sums += [
+                f"total += x{m}[{_at(stride, 'j', str(k))}] * w{m}{k}" for m in range(kh) for k in range(kw)
+            ]
             taps = nest([("c", channels)], [*per_channel, *nest([("j", ow)], [*sums, "row[j] = total"])])
         body = [f"row = {out}[f, i]", *nest([("j", ow)], [f"row[j] = {first}"]), *taps]
         return lines + nest([("f", f_), ("i", oh)], body)
@@ -245,17 +299,84 @@ class LoopReading:
         return lines + nest([("f", f_), ("c", c_)], body)
 
     def read_FullConvolve(self, e: tx.FullConvolve, out: str) -> list[str]:
-        """out[c, i+m, j+k] += g[f, i, j] w[f, c, m, k]: each gradient entry spread over its taps."""
+        return self.transposed(e.grad, e.kernel, 1, self.sample_shape(e)[1:], ((0, 0), (0, 0)), out)
+
+    def read_TransposedConvolve(self, e: ops.TransposedConvolve, out: str) -> list[str]:
+        return self.transposed(e.grad, e.kernel, e.stride, e.size, ((0, 0), (0, 0)), out)
+
+    def transposed(
+        self,
+        g_expr: tx.Expr,
+        kernel: tx.Expr,
+        stride: int,
+        size: tuple[int, int],
+        crop: ops.Pads,
+        out: str,
+    ) -> list[str]:
+        """out[c, s i + m - t, s j + k - l] += g[f, i, j] w[f, c, m, k]: each gradient row, times one tap,
+        added onto the output row it reaches (s the stride; t, l the rows and columns cropped off the
+        top and left, and what falls outside the output dropped): the full convolution for s = 1
+        and no crop, the transposed convolution of a strided one, each summed row by row.
+
+        ``size`` is the (height, width) of the uncropped result; rows and columns no window
+        reached (floor mode) stay 0.
+        """
         lines: list[str] = []
-        g, w = self.operand(e.grad, lines), self.operand(e.kernel, lines)
-        c_, h, w_ = self.sample_shape(e)
-        f_, _, kh, kw = (int(d) for d in e.kernel.shape)
-        _, gh, gw = self.sample_shape(e.grad)
-        lines += nest([("c", c_), ("i", h), ("j", w_)], [f"{out}[c, i, j] = zero"])
-        spread = nest(
-            [("c", c_), ("m", kh), ("k", kw)], [f"{out}[c, i + m, j + k] += value * {w}[f, c, m, k]"]
+        g, w = self.operand(g_expr, lines), self.operand(kernel, lines)
+        (top, bottom), (left, right) = crop
+        c_ = int(kernel.shape[1])
+        f_, kh, kw = int(kernel.shape[0]), int(kernel.shape[2]), int(kernel.shape[3])
+        _, gh, gw = self.sample_shape(g_expr)
+        height, width = size[0] - top - bottom, size[1] - left - right
+        lines += nest([("c", c_), ("i", height), ("j", width)], [f"{out}[c, i, j] = zero"])
+        row = f"{_at(stride, 'i', 'm')}" + (f" - {top}" if top else "")
+        column = f"{_at(stride, 'j', 'k')}" + (f" - {left}" if left else "")
+        every_column = left == 0 and stride * (gw - 1) + kw <= width
+        if every_column:
+            columns: list[tuple[str, int | str]] = [("j", gw)]
+        elif stride == 1:
+            columns = [("j", f"max(0, {left} - k), min({gw}, {width + left} - k)")]
+        else:  # the j with 0 <= s j + k - l < width: ceil((l - k) / s) to below ceil((width + l - k) / s)
+            low = f"max(0, ({left + stride - 1} - k) // {stride})"
+            high = f"min({gw}, ({width + left + stride - 1} - k) // {stride})"
+            columns = [("j", f"{low}, {high}")]
+        add = [f"weight = {w}[f, c, m, k]", *nest(columns, [f"target[{column}] += source[j] * weight"])]
+        per_row = [f"source = {g}[f, i]", f"target = {out}[c, h]", *nest([("k", kw)], add)]
+        every_row = top == 0 and stride * (gh - 1) + kh <= height
+        if every_row:
+            rows = [f"h = {row}", *per_row]
+        else:
+            rows = [f"h = {row}", f"if 0 <= h < {height}:", *[INDENT + line for line in per_row]]
+        return lines + nest([("c", c_), ("f", f_), ("m", kh), ("i", gh)], rows)
+
+    # ------------------------------------------------------ padding and crop
+
+    def read_Pad(self, e: ops.Pad, out: str) -> list[str]:
+        """Zeros, and the operand's entries inside them."""
+        lines: list[str] = []
+        a = self.operand(e.a, lines)
+        (top, _), (left, _) = e.pads
+        c_, h, w = self.sample_shape(e)
+        _, ah, aw = self.sample_shape(e.a)
+        lines += nest([("c", c_), ("i", h), ("j", w)], [f"{out}[c, i, j] = zero"])
+        copy = f"{out}[c, i + {top}, j + {left}] = {a}[c, i, j]"
+        return lines + nest([("c", c_), ("i", ah), ("j", aw)], [copy])
+
+    def read_Crop(self, e: ops.Crop, out: str) -> list[str]:
+        """A transposed convolution computes the kept rows and columns only; anything else is copied."""
+        inner = e.a
+        if isinstance(inner, tx.FullConvolve):
+            size = self.sample_shape(inner)[1:]
+            return self.transposed(inner.grad, inner.kernel, 1, size, e.pads, out)
+        if isinstance(inner, ops.TransposedConvolve):
+            return self.transposed(inner.grad, inner.kernel, inner.stride, inner.size, e.pads, out)
+        lines: list[str] = []
+        a = self.operand(inner, lines)
+        (top, _), (left, _) = e.pads
+        c_, h, w = self.sample_shape(e)
+        return lines + nest(
+            [("c", c_), ("i", h), ("j", w)], [f"{out}[c, i, j] = {a}[c, i + {top}, j + {left}]"]
         )
-        return lines + nest([("f", f_), ("i", gh), ("j", gw)], [f"value = {g}[f, i, j]", *spread])
 
     # ---------------------------------------------------------- matrix product
 
@@ -271,15 +392,27 @@ class LoopReading:
         raise UnsupportedFormError(f"matmul of {type(a).__name__} {a.shape} and {type(b).__name__} {b.shape}")
 
     def vector_matrix(self, e: tx.MatMul, out: str, start: tx.Expr | None) -> list[str]:
-        """out[u] = start[u] + sum over d of x[d] w[d, u] (w, or w^T read as transposed)."""
+        """out[u] = start[u] + sum over d of x[d] w[d, u] (w, or w^T read as transposed), d in order.
+
+        Against a stored (not transposed) matrix of at least ROW_COLUMNS columns the sums run side
+        by side, one row of w at a time, so the loop over u reads w contiguously and vectorises;
+        each out[u] still adds its terms in the order of d, so the bits are those of one sum at a time.
+        """
         lines: list[str] = []
         x = self.operand(e.a, lines)
         transposed = isinstance(e.b, tx.Transpose)
         w = self.operand(e.b.a if transposed else e.b, lines)
         (columns,) = self.sample_shape(e)
         (inner,) = self.sample_shape(e.a)
-        entry = f"{w}[u, d]" if transposed else f"{w}[d, u]"
         first = f"{self.operand(start, lines)}[u]" if start is not None else "zero"
+        if not transposed and columns >= ROW_COLUMNS:
+            start_row = nest([("u", columns)], [f"{out}[u] = {first}"])
+            rows = nest(
+                [("d", inner)],
+                [f"value = {x}[d]", *nest([("u", columns)], [f"{out}[u] += value * {w}[d, u]"])],
+            )
+            return lines + start_row + rows
+        entry = f"{w}[u, d]" if transposed else f"{w}[d, u]"
         body = [
             "total = " + first,
             *nest([("d", inner)], [f"total += {x}[d] * {entry}"]),
@@ -367,6 +500,53 @@ class LoopReading:
         body = [*find, f"{out}[c, wi * {s} + at // {s}, wj * {s} + at % {s}] = {g}[c, wi, wj]"]
         return lines + nest([("c", c_), ("wi", h // s), ("wj", w // s)], body)
 
+    def read_AvgPool(self, e: ops.AvgPool, out: str) -> list[str]:
+        """Each window's entries summed in row-major order, then divided by its size (as NumPy's mean)."""
+        lines: list[str] = []
+        a = self.operand(e.a, lines)
+        c_, ph, pw = self.sample_shape(e)
+        s = e.size
+        entries = [f"{a}[c, wi * {s} + {p}, wj * {s} + {q}]" for p in range(s) for q in range(s)]
+        body = [f"total = {entries[0]}", *[f"total += {entry}" for entry in entries[1:]]]
+        body.append(f"{out}[c, wi, wj] = total / area{s * s}")
+        return lines + nest([("c", c_), ("wi", ph), ("wj", pw)], body)
+
+    def read_SpreadAvg(self, e: ops.SpreadAvg, out: str) -> list[str]:
+        """Each window's gradient divided by its size, written to every entry of the window."""
+        lines: list[str] = []
+        g = self.operand(e.grad, lines)
+        c_, ph, pw = self.sample_shape(e.grad)
+        s = e.size
+        body = [f"share = {g}[c, wi, wj] / area{s * s}"]
+        body += [f"{out}[c, wi * {s} + {p}, wj * {s} + {q}] = share" for p in range(s) for q in range(s)]
+        return lines + nest([("c", c_), ("wi", ph), ("wj", pw)], body)
+
+    # ----------------------------------------------------------------- softmax
+
+    def read_Softmax(self, e: ops.Softmax, out: str) -> list[str]:
+        """exp(z - max z) of the row, divided by its sum: never overflows (as the NumPy module's softmax)."""
+        lines: list[str] = []
+        z = self.operand(e.a, lines)
+        (k_,) = self.sample_shape(e)
+        return lines + [
+            f"top = {z}[0]",
+            *nest([("k", f"1, {k_}")], [f"top = max(top, {z}[k])"]),
+            "total = zero",
+            *nest([("k", k_)], [f"{out}[k] = np.exp({z}[k] - top)", f"total += {out}[k]"]),
+            *nest([("k", k_)], [f"{out}[k] = {out}[k] / total"]),
+        ]
+
+    def read_SoftmaxVJP(self, e: ops.SoftmaxVJP, out: str) -> list[str]:
+        """a ⊙ (g - sum_k g_k a_k) of the row."""
+        lines: list[str] = []
+        a, g = self.operand(e.out, lines), self.operand(e.grad, lines)
+        (k_,) = self.sample_shape(e)
+        return lines + [
+            "inner = zero",
+            *nest([("k", k_)], [f"inner += {g}[k] * {a}[k]"]),
+            *nest([("k", k_)], [f"{out}[k] = {a}[k] * ({g}[k] - inner)"]),
+        ]
+
     # ----------------------------------------------------------------- losses
 
     def read_BinaryCrossEntropyWithLogits(self, e: tx.BinaryCrossEntropyWithLogits, out: str) -> list[str]:
@@ -390,3 +570,17 @@ class LoopReading:
             list(zip(at, self.sample_shape(e.output), strict=True)),
             [f"error = {o}[{index}] - {y}[{index}]", f"{out} += half * error * error"],
         )
+
+    def read_SoftmaxCrossEntropy(self, e: ops.SoftmaxCrossEntropy, out: str) -> list[str]:
+        """The sample's cross-entropy from its logits, logsumexp(z) - y . z (max z out), added to out."""
+        lines: list[str] = []
+        z, y = self.operand(e.logits, lines), self.operand(e.target, lines)
+        (k_,) = self.sample_shape(e.logits)
+        return lines + [
+            f"top = {z}[0]",
+            *nest([("k", f"1, {k_}")], [f"top = max(top, {z}[k])"]),
+            "exps = zero",
+            "dot = zero",
+            *nest([("k", k_)], [f"exps += np.exp({z}[k] - top)", f"dot += {y}[k] * {z}[k]"]),
+            f"{out} += top + np.log(exps) - dot",
+        ]

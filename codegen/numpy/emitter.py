@@ -63,6 +63,18 @@ def conventions(network: Network) -> list[str]:
     return lines
 
 
+def checks_context(network: Network) -> dict:
+    """What the input checks (template ``_checks.py.j2``, shared with the compiled module) are told."""
+    return {
+        "input_shape": _shape_text(network.input.shape[1:]),
+        "input_shape_text": ", ".join(map(str, network.input.shape[1:])),
+        "output_shape": _shape_text(network.target.shape[1:]),
+        "output_shape_text": ", ".join(map(str, network.target.shape[1:])),
+        "targets": network.steps[-1].rule.targets,
+        "classes": network.target.shape[-1],
+    }
+
+
 def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     reading = NumpyReading()
     forward_steps = [s for s in network.steps if s.output.name != LOSS_NAME]
@@ -109,12 +121,7 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         .render(
             name=network.spec.name,
             input_name=network.input.name,
-            input_shape=_shape_text(network.input.shape[1:]),
-            input_shape_text=", ".join(map(str, network.input.shape[1:])),
-            output_shape=_shape_text(network.target.shape[1:]),
-            output_shape_text=", ".join(map(str, network.target.shape[1:])),
-            targets=loss_step.rule.targets,
-            classes=network.target.shape[-1],
+            **checks_context(network),
             conventions=conventions(network),
             build_command=build_command(network.spec),
             reduction=network.spec.reduction,
