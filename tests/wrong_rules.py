@@ -33,10 +33,11 @@ import sympy as sp
 from gradproof.derive import operations as ops
 from gradproof.derive import symbolic
 from gradproof.derive import texpr as tx
+from gradproof.derive.layers.softmax import CrossEntropy
 from gradproof.derive.network import Network, Step, build
 from gradproof.derive.parametric import terms as pterms
 from gradproof.derive.parametric.conditions import Conditions
-from gradproof.derive.parametric.reading import IndexReading
+from gradproof.derive.parametric.reading import IndexReading, divided
 from gradproof.derive.spec import load, parse
 from gradproof.derive.statement import TextReading
 
@@ -150,6 +151,34 @@ class SpreadUnscaled(tx.Expr):
         return (n, c, h * self.size, w * self.size)
 
 
+@dataclass(frozen=True)
+class ZeroExtended(tx.Expr):
+    """``a`` with zero rows and columns added after it up to ``size`` (height, width)."""
+
+    a: tx.Expr
+    size: tuple[int, int]
+
+    @property
+    def shape(self) -> tx.Shape:
+        return (*self.a.shape[:2], *self.size)
+
+
+class CrossEntropyAnyTarget(CrossEntropy):
+    """Softmax cross-entropy with ``dL/dZ = A - Y`` claimed for any target: no ``sum_k Y_k = 1``."""
+
+    def constrain_target(self, target: np.ndarray) -> np.ndarray:
+        return target
+
+    def all_sizes(self, reduction: str):
+        return tuple(dataclasses.replace(case, row_sums=()) for case in super().all_sizes(reduction))
+
+
+def _zero_extended(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    out = np.full((*a.shape[:2], *size), sp.Integer(0), dtype=object)
+    out[:, :, : a.shape[2], : a.shape[3]] = a
+    return out
+
+
 def _zeros_like_rows(a: np.ndarray) -> np.ndarray:
     out = np.empty(a[..., :1, :].shape, dtype=object)
     out.fill(sp.Integer(0))
@@ -185,6 +214,7 @@ SYMBOLIC_READINGS: dict[str, Callable] = {
     "read_RouteEveryMax": _route_every_max,
     "read_SquaredError": _squared_error,
     "read_SpreadUnscaled": lambda r, e: r(e.grad).repeat(e.size, axis=2).repeat(e.size, axis=3),
+    "read_ZeroExtended": lambda r, e: _zero_extended(r(e.a), e.size),
 }
 TEXT_READINGS: dict[str, Callable] = {
     "read_Turn180": lambda t, e: f"turn180({t(e.a)})",
@@ -196,6 +226,7 @@ TEXT_READINGS: dict[str, Callable] = {
     "read_RouteEveryMax": lambda t, e: f"route_every_max({t(e.a)}, {t(e.grad)})",
     "read_SquaredError": lambda t, e: f"{e.reduction} ({t(e.output)} - {t(e.target)})^2",
     "read_SpreadUnscaled": lambda t, e: f"spread({t(e.grad)})",
+    "read_ZeroExtended": lambda t, e: f"zero_extended({t(e.a)}, {e.size})",
 }
 
 
@@ -225,7 +256,27 @@ def _index_squared_error(r, e, index):
     return r._reduced(lambda o, y: (o - y) ** 2, (e.output, e.target), e.reduction)
 
 
+def _index_spread_unscaled(r, e, index):
+    b, c, h, w = index
+    (i, _), (j, _) = divided(h, e.size), divided(w, e.size)
+    return r.entry(e.grad, (b, c, i, j))
+
+
+def _index_zero_extended(r, e, index):
+    b, c, h, w = index
+    _, _, height, width = r.shape(e.a)
+    return pterms.restricted(Conditions.of([height - 1 - h, width - 1 - w]), r.entry(e.a, index))
+
+
 INDEX_READINGS: dict[str, Callable] = {
+    "shape_ZeroExtended": lambda r, e: (*r.shape(e.a)[:2], *e.size),
+    "read_ZeroExtended": _index_zero_extended,
+    "shape_SpreadUnscaled": lambda r, e: (
+        *r.shape(e.grad)[:2],
+        e.size * r.shape(e.grad)[2],
+        e.size * r.shape(e.grad)[3],
+    ),
+    "read_SpreadUnscaled": _index_spread_unscaled,
     "shape_Turn180": _index_shape_same,
     "read_Turn180": _index_turn180,
     "shape_ShiftRows": _index_shape_same,
@@ -729,6 +780,39 @@ CATALOGUE += [
         lambda n: replace_rule(
             n, "loss", "Z2", lambda s: _scaled_like(s.rules["Z2"], plus(s.rules["Z2"].a.a, s.rules["Z2"].a.b))
         ),
+        ("local cross_entropy loss: dL/dZ2", *E2E_CONV_VOCAB, "end-to-end dL/dW2", "end-to-end dL/dB2"),
+    ),
+]
+
+
+def _with_loss_type(network: Network, entry) -> Network:
+    """``network`` whose loss step is read through another loss type (its rules unchanged)."""
+    *body, loss = network.steps
+    return dataclasses.replace(network, steps=(*body, dataclasses.replace(loss, rule=entry)))
+
+
+def _strided_input_as_full_correlation(step: Step) -> tx.Expr:
+    """The stride-1 input rule, full convolution of dZ with W, zero beyond, cropped by the padding."""
+    crop = step.rules[step.input.name]
+    transposed = crop.a
+    return ops.Crop(ZeroExtended(tx.FullConvolve(_g(step), _param(step, "W")), transposed.size), crop.pads)
+
+
+CATALOGUE += [
+    Mutant(
+        "conv_dX_strided_as_full_convolution",
+        "dA1 = full convolution of dZ2 with W2 for a stride-2 convolution: the stride-1 input rule, "
+        "not the transposed convolution",
+        "strided",
+        lambda n: replace_rule(n, "conv2d", "A1", _strided_input_as_full_correlation),
+        ("local conv2d: dL/dA1", "end-to-end dL/dW1", "end-to-end dL/dB1"),
+    ),
+    Mutant(
+        "softmax_ce_any_target",
+        "dL/dZ2 = A2 - Y for targets whose rows need not sum to 1 (multi-label or unnormalised soft "
+        "targets): the hypothesis sum_k Y_k = 1 not used",
+        "vocab",
+        lambda n: _with_loss_type(n, CrossEntropyAnyTarget()),
         ("local cross_entropy loss: dL/dZ2", *E2E_CONV_VOCAB, "end-to-end dL/dW2", "end-to-end dL/dB2"),
     ),
 ]

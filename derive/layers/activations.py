@@ -9,12 +9,14 @@ import sympy as sp
 
 from gradproof.derive.layers.base import (
     ELEMENTWISE,
+    AllSizes,
     Context,
     Declaration,
     LayerType,
     Obligation,
     Options,
     Use,
+    elementwise_all_sizes,
 )
 from gradproof.derive.records import ProofRecord, concrete, timed
 from gradproof.derive.statement import gradient_name, tensor_label
@@ -96,6 +98,9 @@ elsewhere. The mask $\mathbf{1}[\VAR{inp} > 0]$ is the $R'(\VAR{inp})$ of some t
         z, g = ctx.input, ctx.upstream
         return Declaration(Relu(z), {z.name: Product(g, StepMask(z))})
 
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        return elementwise_all_sizes(self, "relu", None, "on the region where no entry of Z1 is 0")
+
     def latex_operation(self, options: Options, short: bool = False) -> str:
         return r"\operatorname{ReLU}"
 
@@ -151,6 +156,9 @@ which the forward pass has already computed.
         z, g, out = ctx.input, ctx.upstream, ctx.output
         return Declaration(Sigmoid(z), {z.name: Product(g, Product(out, OneMinus(out)))})
 
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        return elementwise_all_sizes(self, "sigmoid", Sigmoid)
+
     def lemmas(self, options: Options) -> tuple[Use, ...]:
         return (Use(SIGMOID_LEMMA),)
 
@@ -184,6 +192,9 @@ already computed.
     def declare(self, ctx: Context) -> Declaration:
         z, g, out = ctx.input, ctx.upstream, ctx.output
         return Declaration(Tanh(z), {z.name: Product(g, OneMinus(Product(out, out)))})
+
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        return elementwise_all_sizes(self, "tanh", Tanh)
 
     def latex_operation(self, options: Options, short: bool = False) -> str:
         return r"\tanh"

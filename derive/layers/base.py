@@ -15,11 +15,12 @@ LaTeX emitter renders with its own delimiters (``\\VAR{...}``) and context (``na
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 from typing import Any, ClassVar
 
 import numpy as np
+import sympy as sp
 
 from gradproof.derive import texpr as tx
 from gradproof.derive.records import ProofRecord
@@ -96,6 +97,61 @@ class Declaration:
 
     forward: tx.Expr
     rules: dict[str, tx.Expr]
+
+
+@dataclass(frozen=True)
+class AllSizes:
+    """A type's theorem for all sizes as the type states it: its declaration over symbolic sizes.
+
+    ``declaration`` is the type's own ``declare`` called with ``tensors`` whose dimensions are size
+    symbols (``size``); ``derive/parametric/catalogue.py`` proves every rule of it. Every size is
+    an integer >= 1, except those in ``at_least_zero`` (>= 0: padding, the rows a floor-mode window
+    leaves out); ``conditions`` are further hypotheses ``e >= 0``; ``region`` says in words where a
+    derivative is taken; ``definitions`` give a forward value by its expression (``A = tanh(Z)``);
+    ``row_sums`` name targets each of whose rows sums to 1 (a hypothesis); ``window`` splits the
+    target's last two axes by a pooling window; ``derived`` gives the sizes the others determine
+    through a floor (a strided output's side), for the reading and the counterexample search.
+    ``fix(options, shape)`` gives, for a network's step (its options and per-sample input shape),
+    the values of the sizes its rules fix (stride, padding, kernel, a floor-mode remainder).
+    """
+
+    key: str  # e.g. "conv2d/strided", "avgpool2d/2"
+    declaration: Declaration
+    tensors: tuple[Tensor, ...]
+    roles: Mapping[str, str]  # role (input, output, upstream, weight, bias, target, ...) -> tensor name
+    upstream: str | None = None
+    at_least_zero: tuple = ()
+    conditions: tuple = ()
+    region: str = ""
+    definitions: Mapping[str, tx.Expr] = field(default_factory=dict)
+    row_sums: tuple[str, ...] = ()
+    window: int = 0
+    derived: Mapping = field(default_factory=dict)
+    fix: Callable[[Options, Shape], dict] | None = None
+
+
+def size(name: str, zero: bool = False) -> sp.Symbol:
+    """A size of a theorem for all sizes: an integer symbol, >= 1 (``zero``: >= 0)."""
+    if zero:
+        return sp.Symbol(name, integer=True, nonnegative=True)
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def elementwise_all_sizes(layer: LayerType, key: str, defined, region: str = "") -> tuple[AllSizes, ...]:
+    """An element-wise type's theorem: ``Z1 -> A1`` for (N, D) and (N, C, H, W) inputs.
+
+    ``defined(z)`` is the forward value ``A1`` as an expression of ``Z1`` (None: leave it a tensor).
+    """
+    cases = []
+    for dims in ((tx.BATCH, size("D")), (tx.BATCH, size("C"), size("H"), size("W"))):
+        z, a, g = Tensor("Z1", dims), Tensor("A1", dims), Tensor("dA1", dims)
+        declaration = layer.declare(Context(z, a, g, {}, {}))
+        definitions = {a.name: defined(z)} if defined is not None else {}
+        roles = {"input": z.name, "output": a.name, "upstream": g.name}
+        cases.append(
+            AllSizes(key, declaration, (z, a, g), roles, g.name, region=region, definitions=definitions)
+        )
+    return tuple(cases)
 
 
 @dataclass(frozen=True)
@@ -218,6 +274,14 @@ class LayerType(Words):
         """Network-wide obligations its rules rely on (each proven once per network)."""
         return ()
 
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        """Its theorem for all sizes for the family of ``options``, one case per input rank (none: ())."""
+        return ()
+
+    def theorem_cases(self, windows: tuple[int, ...]) -> tuple[Options, ...]:
+        """Options of one layer of each of its theorem families (``windows``: pooling sizes)."""
+        return ({},)
+
     # ------------------------------------------------------------ LaTeX words
 
     def latex_operation(self, options: Options, short: bool = False) -> str:
@@ -257,6 +321,10 @@ class LossType(Words):
 
         ``output`` is the per-sample shape of the network's output (the classes of a softmax).
         """
+        return ()
+
+    def all_sizes(self, reduction: str) -> tuple[AllSizes, ...]:
+        """Its theorem for all sizes with this batch reduction (none: ())."""
         return ()
 
     def constrain_target(self, target: np.ndarray) -> np.ndarray:

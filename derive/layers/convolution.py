@@ -14,9 +14,11 @@ from __future__ import annotations
 from math import prod
 
 import numpy as np
+import sympy as sp
 
 from gradproof.derive.layers.base import (
     BILINEAR,
+    AllSizes,
     Context,
     Declaration,
     Field,
@@ -26,10 +28,11 @@ from gradproof.derive.layers.base import (
     Parameter,
     Shape,
     positive_int_problem,
+    size,
     with_bias,
 )
 from gradproof.derive.operations import Crop, Pad, StridedCorrelate, StridedWeightGrad, TransposedConvolve
-from gradproof.derive.texpr import Correlate, Expr, FullConvolve, SumAxes
+from gradproof.derive.texpr import BATCH, Correlate, Expr, FullConvolve, SumAxes, Tensor
 
 
 def _pair(raw, name: str, meaning: str, default: int | None, smallest: int) -> tuple[int, int]:
@@ -177,6 +180,47 @@ convolution of the output gradient with the filter (Section~\ref{\VAR{entries_la
             ctx.params.get("bias"),
             SumAxes(g, (0, 2, 3)),  # dB = sum of dZ over batch and positions
         )
+
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        """Three families, as ``declare`` has three forms: valid (stride 1, no padding), padded
+        (stride 1, zero padding P_h, P_w >= 0) and strided (stride s >= 1, padding P_h, P_w >= 0, output
+        sides H_o = floor((H + 2 P_h - K_h) / s) + 1 and W_o likewise, stated as inequalities)."""
+        _, stride, padding = geometry(options)
+        c, f, h, w, kh, kw = (size(n) for n in ("C", "F", "H", "W", "K_h", "K_w"))
+        strided, padded = stride != 1, stride != 1 or padding != (0, 0)
+        ph, pw = (size("P_h", zero=True), size("P_w", zero=True)) if padded else (0, 0)
+        s = size("s") if strided else 1
+        zero = (ph, pw) if padded else ()
+        if strided:
+            oh, ow = size("H_o"), size("W_o")
+            derived = {oh: sp.floor((h + 2 * ph - kh) / s) + 1, ow: sp.floor((w + 2 * pw - kw) / s) + 1}
+            reach = [(h + 2 * ph - kh, oh), (w + 2 * pw - kw, ow)]  # s (H_o - 1) <= H + 2P - K < s H_o
+            conditions = tuple(e for span, o in reach for e in (span - s * (o - 1), s * o - 1 - span))
+        else:
+            oh, ow, derived = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1, {}
+            conditions = (oh - 1, ow - 1)
+        x, wt, b = Tensor("X", (BATCH, c, h, w)), Tensor("W1", (f, c, kh, kw)), Tensor("B1", (f,))
+        z, g = Tensor("Z1", (BATCH, f, oh, ow)), Tensor("dZ1", (BATCH, f, oh, ow))
+        geometry_options = {"kernel": (kh, kw), "stride": s, "padding": (ph, pw), "bias": True}
+        declaration = self.declare(Context(x, z, g, {"weight": wt, "bias": b}, geometry_options))
+        roles = {"input": x.name, "output": z.name, "upstream": g.name, "weight": wt.name, "bias": b.name}
+        key = "conv2d/strided" if strided else "conv2d/padded" if padded else "conv2d"
+
+        def fix(options: Options, shape: Shape) -> dict:
+            """A step's rules name its padding; a strided step's also its stride, kernel and input size."""
+            (k_h, k_w), step, (p_h, p_w) = geometry(options)
+            values = {ph: p_h, pw: p_w} if padded else {}
+            if strided:
+                values |= {s: step, kh: k_h, kw: k_w, h: shape[1], w: shape[2]}
+            return values
+
+        tensors = (x, wt, b, z, g)
+        return (
+            AllSizes(key, declaration, tensors, roles, g.name, zero, conditions, derived=derived, fix=fix),
+        )
+
+    def theorem_cases(self, windows: tuple[int, ...]) -> tuple[Options, ...]:
+        return tuple({"kernel": 3, "stride": s, "padding": p} for s, p in ((1, 0), (1, 1), (2, 1)))
 
     def latex_operation(self, options: Options, short: bool = False) -> str:
         return r"\operatorname{corr}"

@@ -10,6 +10,7 @@ import numpy as np
 
 from gradproof.derive.layers.base import (
     BILINEAR,
+    AllSizes,
     Context,
     Declaration,
     Field,
@@ -17,9 +18,10 @@ from gradproof.derive.layers.base import (
     Options,
     Parameter,
     Shape,
+    size,
     with_bias,
 )
-from gradproof.derive.texpr import MatMul, SumAxes, Transpose
+from gradproof.derive.texpr import BATCH, MatMul, SumAxes, Tensor, Transpose
 
 
 class Dense(LayerType):
@@ -75,6 +77,14 @@ weights, transposed so that the units are the contracted axis; it is what the la
             ctx.params.get("bias"),
             SumAxes(g, (0,)),  # dB = error summed over the batch
         )
+
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        d, u = size("D"), size("U")
+        x, w, b = Tensor("X", (BATCH, d)), Tensor("W1", (d, u)), Tensor("B1", (u,))
+        z, g = Tensor("Z1", (BATCH, u)), Tensor("dZ1", (BATCH, u))
+        declaration = self.declare(Context(x, z, g, {"weight": w, "bias": b}, {"bias": True}))
+        roles = {"input": x.name, "output": z.name, "upstream": g.name, "weight": w.name, "bias": b.name}
+        return (AllSizes("dense", declaration, (x, w, b, z, g), roles, g.name),)
 
     def latex_operation(self, options: Options, short: bool = False) -> str:
         return r"\text{dense}"

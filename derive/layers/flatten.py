@@ -7,7 +7,16 @@ from __future__ import annotations
 from math import prod
 
 from gradproof.derive import texpr as tx
-from gradproof.derive.layers.base import LINEAR, Context, Declaration, LayerType, Options, Shape
+from gradproof.derive.layers.base import (
+    LINEAR,
+    AllSizes,
+    Context,
+    Declaration,
+    LayerType,
+    Options,
+    Shape,
+    size,
+)
 from gradproof.derive.texpr import Reshape
 
 
@@ -36,6 +45,14 @@ vector per sample. The gradient is read back in the same order into the shape of
     def declare(self, ctx: Context) -> Declaration:
         a, g = ctx.input, ctx.upstream
         return Declaration(Reshape(a, (tx.BATCH, prod(a.shape[1:]))), {a.name: Reshape(g, a.shape)})
+
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        c, h, w = size("C"), size("H"), size("W")
+        p = tx.Tensor("P1", (tx.BATCH, c, h, w))
+        flat, g = tx.Tensor("F", (tx.BATCH, c * h * w)), tx.Tensor("dF", (tx.BATCH, c * h * w))
+        declaration = self.declare(Context(p, flat, g, {}, {}))
+        roles = {"input": p.name, "output": flat.name, "upstream": g.name}
+        return (AllSizes("flatten", declaration, (p, flat, g), roles, g.name),)
 
     def latex_operation(self, options: Options, short: bool = False) -> str:
         return r"\text{flatten}"

@@ -7,10 +7,28 @@ from __future__ import annotations
 import sympy as sp
 
 from gradproof.derive.layers.activations import SIGMOID_LEMMA
-from gradproof.derive.layers.base import FUSED, LOSS, Declaration, LossContext, LossType, Obligation, Use
+from gradproof.derive.layers.base import (
+    FUSED,
+    LOSS,
+    AllSizes,
+    Declaration,
+    LossContext,
+    LossType,
+    Obligation,
+    Use,
+    size,
+)
 from gradproof.derive.records import ProofRecord, timed
 from gradproof.derive.symbolic import sigmoid_formula
-from gradproof.derive.texpr import BatchScale, BinaryCrossEntropyWithLogits, Difference, HalfSquaredError
+from gradproof.derive.texpr import (
+    BATCH,
+    BatchScale,
+    BinaryCrossEntropyWithLogits,
+    Difference,
+    HalfSquaredError,
+    Sigmoid,
+    Tensor,
+)
 
 
 class SquaredError(LossType):
@@ -31,6 +49,12 @@ derivative at the output is the prediction error:"""
             HalfSquaredError(out, y, ctx.reduction),
             {out.name: BatchScale(Difference(out, y), ctx.reduction)},
         )
+
+    def all_sizes(self, reduction: str) -> tuple[AllSizes, ...]:
+        a, y = Tensor("A1", (BATCH, size("U"))), Tensor("Y", (BATCH, size("U")))
+        declaration = self.declare(LossContext(a, a, y, reduction))
+        roles = {"input": a.name, "prediction": a.name, "target": y.name}
+        return (AllSizes(f"mse/{reduction}", declaration, (a, y), roles),)
 
     def docstring_line(self, logits: str) -> str:
         return "the loss is half the squared error, 0.5 * sum((output - Y) ** 2);"
@@ -152,6 +176,15 @@ gradient never divides by $\VAR{out}$ or $1 - \VAR{out}$, which can round to $0$
             Use(SIGMOID_BCE, (logit, prediction, target)),
             Use(LOGIT_FORM, (logit, target)),
             Use(SIGMOID_LEMMA),
+        )
+
+    def all_sizes(self, reduction: str) -> tuple[AllSizes, ...]:
+        dims = (BATCH, size("U"))
+        z, y, a = Tensor("Z1", dims), Tensor("Y", dims), Tensor("A1", dims)
+        declaration = self.declare(LossContext(z, a, y, reduction))
+        roles = {"input": z.name, "prediction": a.name, "target": y.name}
+        return (
+            AllSizes(f"bce/{reduction}", declaration, (z, y, a), roles, definitions={a.name: Sigmoid(z)}),
         )
 
     def docstring_line(self, logits: str) -> str:

@@ -17,6 +17,7 @@ import sympy as sp
 from gradproof.derive.layers.base import (
     LINEAR,
     SELECTION,
+    AllSizes,
     Context,
     Declaration,
     Field,
@@ -26,12 +27,13 @@ from gradproof.derive.layers.base import (
     Options,
     Shape,
     Use,
+    size,
 )
 from gradproof.derive.operations import AvgPool, Crop, Pad, SpreadAvg
 from gradproof.derive.records import ProofRecord, concrete, timed
 from gradproof.derive.statement import gradient_name, tensor_label
 from gradproof.derive.symbolic import SymbolicReading, window_lemma_holds
-from gradproof.derive.texpr import Expr, MaxPool, RouteMax, Tensor
+from gradproof.derive.texpr import BATCH, Expr, MaxPool, RouteMax, Tensor
 
 
 def prove_window_lemma(size: int) -> ProofRecord:
@@ -172,9 +174,21 @@ the first position in row-major order (Section~\ref{\VAR{conventions_label}}).
         return spread_paths(paths, before, options["size"]), 0
 
     def declare(self, ctx: Context) -> Declaration:
-        a, g, size = ctx.input, ctx.upstream, ctx.options["size"]
-        covered, restore = floor_mode(a, size)
+        return self._declared(
+            ctx.input, ctx.upstream, ctx.options["size"], remainders(ctx.input, ctx.options["size"])
+        )
+
+    def _declared(self, a: Tensor, g: Tensor, size: int, rest) -> Declaration:
+        covered, restore = floor_mode(a, size, rest)
         return Declaration(MaxPool(covered, size), {a.name: restore(RouteMax(covered, g, size))})
+
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        return pooling_all_sizes(
+            self, options["size"], "on the region where no pooling window has two equal entries"
+        )
+
+    def theorem_cases(self, windows: tuple[int, ...]) -> tuple[Options, ...]:
+        return tuple({"size": s} for s in windows)
 
     def lemmas(self, options: Options) -> tuple[Use, ...]:
         return (Use(WINDOW_LEMMA, (options["size"],)),)
@@ -196,13 +210,43 @@ def floor_pooled(shape: Shape, size: int) -> Shape:
     return (shape[0], shape[1] // size, shape[2] // size)
 
 
-def floor_mode(a: Tensor, size: int):
-    """The part of ``a`` the windows cover, and how a gradient of that part becomes one of ``a``."""
+def remainders(a: Tensor, size: int) -> tuple[int, int]:
+    """The rows and columns of ``a`` that no window covers (floor mode)."""
     _, _, h, w = a.shape
-    pads = ((0, h % size), (0, w % size))
+    return h % size, w % size
+
+
+def floor_mode(a: Tensor, size: int, rest: tuple[int, int]):
+    """The part of ``a`` the windows cover, and how a gradient of that part becomes one of ``a``."""
+    pads = ((0, rest[0]), (0, rest[1]))
     if pads == ((0, 0), (0, 0)):
         return a, lambda rule: rule
     return Crop(a, pads), lambda rule: Pad(rule, pads)
+
+
+def pooling_all_sizes(layer, window: int, region: str = "") -> tuple[AllSizes, ...]:
+    """A pooling type's theorem for one window size ``s``: every input side ``s H + R``, ``0 <= R < s``.
+
+    The remainders ``R_h``, ``R_w`` are the rows and columns floor mode leaves out; a network's step
+    fixes them from its input shape.
+    """
+    c, h, w = size("C"), size("H"), size("W")
+    rh, rw = size("R_h", zero=True), size("R_w", zero=True)
+    a = Tensor("A1", (BATCH, c, window * h + rh, window * w + rw))
+    p, g = Tensor("P1", (BATCH, c, h, w)), Tensor("dP1", (BATCH, c, h, w))
+    declaration = layer._declared(a, g, window, (rh, rw))
+    roles = {"input": a.name, "output": p.name, "upstream": g.name}
+    key = f"{layer.name}/{window}"
+
+    def fix(options: Options, shape: Shape) -> dict:
+        return {rh: shape[1] % window, rw: shape[2] % window}
+
+    conditions = (window - 1 - rh, window - 1 - rw)
+    return (
+        AllSizes(
+            key, declaration, (a, p, g), roles, g.name, (rh, rw), conditions, region, window=window, fix=fix
+        ),
+    )
 
 
 def spread_paths(paths: np.ndarray, before: Shape, size: int) -> np.ndarray:
@@ -244,10 +288,20 @@ size. Entries that no window covers (when the window does not divide the input) 
         return spread_paths(paths, before, options["size"]), 0
 
     def declare(self, ctx: Context) -> Declaration:
-        a, g, size = ctx.input, ctx.upstream, ctx.options["size"]
-        covered, restore = floor_mode(a, size)
+        return self._declared(
+            ctx.input, ctx.upstream, ctx.options["size"], remainders(ctx.input, ctx.options["size"])
+        )
+
+    def _declared(self, a: Tensor, g: Tensor, size: int, rest) -> Declaration:
+        covered, restore = floor_mode(a, size, rest)
         rule: Expr = SpreadAvg(g, size)
         return Declaration(AvgPool(covered, size), {a.name: restore(rule)})
+
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        return pooling_all_sizes(self, options["size"])
+
+    def theorem_cases(self, windows: tuple[int, ...]) -> tuple[Options, ...]:
+        return tuple({"size": s} for s in windows)
 
     def latex_operation(self, options: Options, short: bool = False) -> str:
         if short:

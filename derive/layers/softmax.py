@@ -17,6 +17,7 @@ import sympy as sp
 
 from gradproof.derive.layers.base import (
     FUSED,
+    AllSizes,
     Context,
     Declaration,
     LayerType,
@@ -25,10 +26,11 @@ from gradproof.derive.layers.base import (
     Obligation,
     Options,
     Use,
+    size,
 )
 from gradproof.derive.operations import Softmax, SoftmaxCrossEntropy, SoftmaxVJP
 from gradproof.derive.records import ProofRecord, timed
-from gradproof.derive.texpr import BatchScale, Difference
+from gradproof.derive.texpr import BATCH, BatchScale, Difference, Tensor
 
 ROW_WISE = "row-wise"  # out[b, k] depends on the row in[b, :]
 
@@ -170,6 +172,13 @@ cross-entropy loss it is never used: the fused rule hands $\VAR{inp}$ its gradie
         z, g, out = ctx.input, ctx.upstream, ctx.output
         return Declaration(Softmax(z), {z.name: SoftmaxVJP(out, g)})
 
+    def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
+        dims = (BATCH, size("K"))
+        z, a, g = Tensor("Z1", dims), Tensor("A1", dims), Tensor("dA1", dims)
+        declaration = self.declare(Context(z, a, g, {}, {}))
+        roles = {"input": z.name, "output": a.name, "upstream": g.name}
+        return (AllSizes("softmax", declaration, (z, a, g), roles, g.name, definitions={a.name: Softmax(z)}),)
+
     def latex_operation(self, options: Options, short: bool = False) -> str:
         return r"\operatorname{softmax}"
 
@@ -208,6 +217,16 @@ gradient never divides by a probability, which can round to $0$.
     ) -> tuple[Use, ...]:
         """The identities for the network's number of classes, ``output = (K,)``."""
         return (Use(SOFTMAX_CE, output), Use(LOGSUMEXP_FORM, output))
+
+    def all_sizes(self, reduction: str) -> tuple[AllSizes, ...]:
+        """Over K classes, with the hypothesis that every row of the target sums to 1."""
+        dims = (BATCH, size("K"))
+        z, y, a = Tensor("Z1", dims), Tensor("Y", dims), Tensor("A1", dims)
+        declaration = self.declare(LossContext(z, a, y, reduction))
+        roles = {"input": z.name, "prediction": a.name, "target": y.name}
+        definitions = {a.name: Softmax(z)}
+        key = f"cross_entropy/{reduction}"
+        return (AllSizes(key, declaration, (z, y, a), roles, definitions=definitions, row_sums=(y.name,)),)
 
     def constrain_target(self, target: np.ndarray) -> np.ndarray:
         return rows_sum_to_one(target)

@@ -11,13 +11,16 @@ A delta that needs that is reported (``NotEliminated``) and the theorem is *not 
 
 The partial derivative of a coefficient is taken by the sum, product and chain rules over its
 tree, with each function's own ``fdiff`` (SymPy's ``diff`` on fresh symbols for ``exp``, ``log``
-and powers): the same rules as ``sympy.diff``, without rebuilding every product it visits.
+and powers): the same rules as ``sympy.diff``, without rebuilding every product it visits. A
+softmax normaliser (``scalars.row_exp_sum``, a sum over a row of symbolic length) is one more
+variable of the coefficient, and the chain rule through it gives one more term.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
+from gradproof.derive.parametric import scalars
 from gradproof.derive.parametric.conditions import Conditions
 from gradproof.derive.parametric.linear import Linear
 from gradproof.derive.parametric.terms import Term, TermSum
@@ -74,7 +77,31 @@ def differentiate(body: TermSum, base: sp.IndexedBase, index: tuple[sp.Expr, ...
             coefficient = partial(term.coefficient, entry).xreplace(composed(substitutions))
             if coefficient != 0:
                 out.append(Term(remaining.bound, remaining.conditions, coefficient))
+        out += _through_normalisers(term, base, index)
     return tuple(out)
+
+
+def _through_normalisers(term: Term, base: sp.IndexedBase, index: tuple[sp.Expr, ...]) -> list[Term]:
+    """The chain rule through each softmax normaliser ``S_r = sum_{j < K} exp(base[r, j])`` of ``base``.
+
+    ``d S_r / d base[k0, k1] = [r = k0][0 <= k1 <= K - 1] exp(base[r, k1])``: exact, one term.
+    """
+    out = []
+    normalisers = (a for a in term.coefficient.atoms(scalars.row_exp_sum) if a.args[0] == base)
+    for normaliser in sorted(normalisers, key=str):
+        _, row, classes = normaliser.args
+        k0, k1 = index
+        inner = Conditions.of([k1, classes - 1 - k1], equalities=[row - k0])
+        solved = eliminate(Term(term.bound, term.conditions & inner, sp.Integer(1)))
+        if solved is None:
+            continue
+        remaining, substitutions = solved
+        x = sp.Dummy("S")
+        outer = term.coefficient.xreplace({normaliser: x}).diff(x).xreplace({x: normaliser})
+        coefficient = (outer * sp.exp(base[row, k1])).xreplace(composed(substitutions))
+        if coefficient != 0:
+            out.append(Term(remaining.bound, remaining.conditions, coefficient))
+    return out
 
 
 def composed(substitutions: list[tuple[sp.Symbol, sp.Expr]]) -> dict[sp.Symbol, sp.Expr]:

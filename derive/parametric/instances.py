@@ -2,8 +2,10 @@
 
 ``statements_for(network, step)``: the step's own forward map and rules (as the network holds
 them: a test may have replaced one), with its tensors renamed to the theorem's and read with the
-theorem's symbolic shapes. ``instance_sizes`` reads the sizes off the step's concrete shapes and
-checks the hypotheses, so that the theorem covers the step (the composition's shape obligation).
+theorem's symbolic shapes, once the sizes the step fixes (stride, padding, kernel of a strided
+convolution; the remainders of a floor-mode pooling) are put in. ``instance_sizes`` reads the
+other sizes off the step's concrete shapes and checks the hypotheses, so that the theorem covers
+the step (the composition's shape obligation).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sympy as sp
 
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network, Step
-from gradproof.derive.parametric.catalogue import Theorem, theorem_for
+from gradproof.derive.parametric.catalogue import NoTheorem, Theorem, theorem_of
 from gradproof.derive.parametric.theorem import Statement
 
 
@@ -30,13 +32,10 @@ def renamed(expr: tx.Expr, names: dict[str, str]) -> tx.Expr:
     return dataclasses.replace(expr, **changes) if changes else expr
 
 
-def _type_name(step: Step) -> str:
-    return step.rule.name
-
-
 def template(network: Network, step: Step) -> Theorem:
+    """The theorem the step's own type states for the step's options."""
     options = dict(step.layer.options) if step.layer is not None else {}
-    return theorem_for(_type_name(step), options, network.spec.reduction)
+    return theorem_of(step.rule, options, network.spec.reduction)
 
 
 def step_names(network: Network, step: Step, theorem: Theorem) -> dict[str, str]:
@@ -59,10 +58,15 @@ def statements_for(network: Network, step: Step) -> tuple[Theorem, list[Statemen
     names = step_names(network, step, theorem)
     rank = len(step.input.shape)
     candidates = [s for s in theorem.statements if len(s.shapes[theorem.roles["input"]]) == rank]
+    options = dict(step.layer.options) if step.layer is not None else {}
+    fixed = theorem.fixed(options, step.input.shape[1:])
     out = []
     for target, rule in step.rules.items():
         name = names[target]
-        base = next(s for s in candidates if s.target == name)
+        try:
+            base = next(s for s in candidates if s.target == name).specialised(fixed)
+        except ValueError as outside:
+            raise NoTheorem(str(outside)) from None
         reshapes = {step.input.shape: base.shapes[theorem.roles["input"]]}
         out.append(
             dataclasses.replace(
@@ -76,7 +80,8 @@ def statements_for(network: Network, step: Step) -> tuple[Theorem, list[Statemen
 
 
 def instance_sizes(network: Network, step: Step, statement: Statement) -> dict[sp.Symbol, int] | None:
-    """The sizes at which ``statement`` is the step's rule, or None when its shapes do not match."""
+    """The sizes at which ``statement`` is the step's rule (those it fixed too), or None when its shapes
+    do not match."""
     theorem = template(network, step)
     names = step_names(network, step, theorem)
     concrete = {names[t.name]: t.shape for t in (step.input, *step.params) if t.name in names}
@@ -110,4 +115,5 @@ def instance_sizes(network: Network, step: Step, statement: Statement) -> dict[s
         return None
     if any(f.expr().xreplace(sizes) < 0 for f in statement.hypotheses().inequalities):
         return None
-    return {s: sizes[s] for s in statement.sizes}
+    found = {**statement.fixed, **{s: sizes[s] for s in statement.sizes}}
+    return dict(sorted(found.items(), key=lambda item: str(item[0])))

@@ -54,9 +54,18 @@ def divided(e: sp.Expr, size: int) -> tuple[sp.Expr, int]:
 
 
 class IndexReading:
-    def __init__(self, shapes: dict[str, SymbolicShape], batch: sp.Symbol, definitions=None, reshapes=None):
-        """``reshapes`` maps the target dims a rule's reshape names to their symbolic shape."""
+    def __init__(
+        self,
+        shapes: dict[str, SymbolicShape],
+        batch: sp.Symbol,
+        definitions=None,
+        reshapes=None,
+        derived=None,
+    ):
+        """``reshapes`` maps the target dims a rule's reshape names to their symbolic shape;
+        ``derived`` names the sizes given by a floor (a strided output's side): size -> expression."""
         self.shapes = shapes
+        self.derived: dict[sp.Symbol, sp.Expr] = dict(derived or {})
         self.reshapes: dict[tx.Shape, SymbolicShape] = dict(reshapes or {})
         self.batch = batch
         self.definitions: dict[str, tx.Expr] = dict(definitions or {})
@@ -113,7 +122,11 @@ class IndexReading:
     # ------------------------------------------------------------ convolution
 
     def _weight_form(self, e: tx.Correlate) -> bool:
-        return self.shape(e.kernel)[0] == self.batch
+        """The kernel has a batch axis (a weight gradient), as ``texpr.Correlate`` tells it: by its dims."""
+        try:
+            return e.kernel.shape[0] == tx.BATCH
+        except (tx.ShapeError, ValueError, TypeError, AttributeError):
+            return self.shape(e.kernel)[0] == self.batch
 
     def shape_Correlate(self, e: tx.Correlate) -> SymbolicShape:
         n, c, h, w = self.shape(e.x)
@@ -217,7 +230,7 @@ class IndexReading:
         return self.shape(e.a)
 
     shape_Product = shape_Difference = shape_OneMinus = shape_BatchScale = _same  # noqa: N815
-    shape_Relu = shape_StepMask = shape_Sigmoid = _same  # noqa: N815
+    shape_Relu = shape_StepMask = shape_Sigmoid = shape_Tanh = shape_Softmax = _same  # noqa: N815
 
     def read_Product(self, e: tx.Product, index: Index) -> TermSum:
         return times(self.entry(e.a, index), self.entry(e.b, index), self.fresh)
@@ -240,6 +253,34 @@ class IndexReading:
 
     def read_Sigmoid(self, e: tx.Sigmoid, index: Index) -> TermSum:
         return self._function(scalars.sigmoid, self.entry(e.a, index))
+
+    def read_Tanh(self, e: tx.Tanh, index: Index) -> TermSum:
+        return self._function(sp.tanh, self.entry(e.a, index))
+
+    # ------------------------------------------------------------ padding, crop
+
+    def shape_Pad(self, e) -> SymbolicShape:
+        n, c, h, w = self.shape(e.a)
+        (t, b), (left, r) = e.pads
+        return (n, c, h + t + b, w + left + r)
+
+    def read_Pad(self, e, index: Index) -> TermSum:
+        """``[t <= h < t + H][l <= w < l + W] a[b, c, h - t, w - l]``: zero outside the input."""
+        b, c, h, w = index
+        _, _, height, width = self.shape(e.a)
+        (t, _), (left, _) = e.pads
+        inside = Conditions.of([h - t, t + height - 1 - h, w - left, left + width - 1 - w])
+        return restricted(inside, self.entry(e.a, (b, c, h - t, w - left)))
+
+    def shape_Crop(self, e) -> SymbolicShape:
+        n, c, h, w = self.shape(e.a)
+        (t, b), (left, r) = e.pads
+        return (n, c, h - t - b, w - left - r)
+
+    def read_Crop(self, e, index: Index) -> TermSum:
+        b, c, h, w = index
+        (t, _), (left, _) = e.pads
+        return self.entry(e.a, (b, c, h + t, w + left))
 
     # ------------------------------------------------------------ pooling
 
@@ -270,7 +311,131 @@ class IndexReading:
         mask = scalars.is_window_max(tuple(window), r * e.size + s)
         return times(self.entry(e.grad, (b, c, i, j)), constant(mask), self.fresh)
 
+    def shape_AvgPool(self, e) -> SymbolicShape:
+        n, c, h, w = self.shape(e.a)
+        return (n, c, sp.expand(h / e.size), sp.expand(w / e.size))
+
+    def read_AvgPool(self, e, index: Index) -> TermSum:
+        """``(1/s^2) sum_{p, q < s} a[b, c, s i + p, s j + q]``, one term per cell of the window."""
+        b, c, i, j = index
+        s = e.size
+        cells = [
+            self.entry(e.a, (b, c, s * i + p, s * j + q)) for p, q in itertools.product(range(s), repeat=2)
+        ]
+        return scaled(sp.Rational(1, s * s), tuple(t for cell in cells for t in cell))
+
+    def shape_SpreadAvg(self, e) -> SymbolicShape:
+        n, c, h, w = self.shape(e.grad)
+        return (n, c, e.size * h, e.size * w)
+
+    def read_SpreadAvg(self, e, index: Index) -> TermSum:
+        b, c, h, w = index
+        (i, _), (j, _) = divided(h, e.size), divided(w, e.size)
+        return scaled(sp.Rational(1, e.size * e.size), self.entry(e.grad, (b, c, i, j)))
+
+    # ------------------------------------------------------------ strided convolution
+
+    def _derived(self, size: sp.Expr) -> sp.Expr:
+        """A floor-mode output side as the size the statement names for it (or as itself when linear)."""
+        for symbol, value in self.derived.items():
+            if sp.expand(value - size) == 0:
+                return symbol
+        try:
+            Linear.of(size)
+        except ValueError:
+            raise NotReadable(f"the output side {size} is not named by the statement") from None
+        return size
+
+    def shape_StridedCorrelate(self, e) -> SymbolicShape:
+        n, _, h, w = self.shape(e.x)
+        f, _, kh, kw = self.shape(e.kernel)
+        s = e.stride
+        return (n, f, self._derived(sp.floor((h - kh) / s) + 1), self._derived(sp.floor((w - kw) / s) + 1))
+
+    def read_StridedCorrelate(self, e, index: Index) -> TermSum:
+        b, f, i, j = index
+        _, channels, kh, kw = self.shape(e.kernel)
+        c, m, n = self.fresh("c"), self.fresh("m"), self.fresh("n")
+        s = e.stride
+        body = times(
+            self.entry(e.x, (b, c, s * i + m, s * j + n)), self.entry(e.kernel, (f, c, m, n)), self.fresh
+        )
+        return summed([(c, channels), (m, kh), (n, kw)], body)
+
+    def shape_StridedWeightGrad(self, e) -> SymbolicShape:
+        _, c, _, _ = self.shape(e.x)
+        _, f, _, _ = self.shape(e.grad)
+        return (f, c, *e.kernel)
+
+    def read_StridedWeightGrad(self, e, index: Index) -> TermSum:
+        f, c, m, n = index
+        _, _, gh, gw = self.shape(e.grad)
+        b, i, j = self.fresh("b"), self.fresh("i"), self.fresh("j")
+        s = e.stride
+        body = times(
+            self.entry(e.x, (b, c, s * i + m, s * j + n)), self.entry(e.grad, (b, f, i, j)), self.fresh
+        )
+        return summed([(b, self.batch), (i, gh), (j, gw)], body)
+
+    def shape_TransposedConvolve(self, e) -> SymbolicShape:
+        n, _, _, _ = self.shape(e.grad)
+        _, c, _, _ = self.shape(e.kernel)
+        return (n, c, *e.size)
+
+    def read_TransposedConvolve(self, e, index: Index) -> TermSum:
+        """``sum_{f,i,j} [0 <= h - s i < kh][0 <= w - s j < kw] g[b,f,i,j] k[f,c,h - s i,w - s j]``."""
+        b, c, h, w = index
+        _, _, gh, gw = self.shape(e.grad)
+        filters, _, kh, kw = self.shape(e.kernel)
+        f, i, j = self.fresh("f"), self.fresh("i"), self.fresh("j")
+        s = e.stride
+        m, n = h - s * i, w - s * j
+        inside = Conditions.of([m, kh - 1 - m, n, kw - 1 - n])
+        body = times(self.entry(e.grad, (b, f, i, j)), self.entry(e.kernel, (f, c, m, n)), self.fresh)
+        return summed([(f, filters), (i, gh), (j, gw)], restricted(inside, body))
+
+    # ------------------------------------------------------------ softmax
+
+    def _row_normaliser(self, logits: tx.Expr, b: sp.Expr) -> sp.Expr:
+        if not isinstance(logits, tx.Tensor) or logits.name in self.definitions:
+            raise NotReadable("a softmax of an expression (the index form reads one of a tensor)")
+        return scalars.row_exp_sum(self.base(logits.name), b, self.shape(logits)[1])
+
+    def read_Softmax(self, e, index: Index) -> TermSum:
+        """``exp(z[b, k]) / S_b`` with ``S_b = sum_j exp(z[b, j])`` one atom (``scalars.row_exp_sum``)."""
+        b, _ = index
+        value = simple_value(self.entry(e.a, index))
+        if value is None:
+            raise NotReadable("a softmax of sums")
+        return constant(sp.exp(value) / self._row_normaliser(e.a, b))
+
+    def shape_SoftmaxVJP(self, e) -> SymbolicShape:
+        return self.shape(e.out)
+
+    def read_SoftmaxVJP(self, e, index: Index) -> TermSum:
+        """``A[b, k] (G[b, k] - sum_j G[b, j] A[b, j])``."""
+        b, _ = index
+        j = self.fresh("j")
+        (_, classes) = self.shape(e.out)
+        row = summed([(j, classes)], times(self.entry(e.grad, (b, j)), self.entry(e.out, (b, j)), self.fresh))
+        return times(self.entry(e.out, index), minus(self.entry(e.grad, index), row), self.fresh)
+
     # ------------------------------------------------------------ losses
+
+    def shape_SoftmaxCrossEntropy(self, e) -> SymbolicShape:
+        return ()
+
+    def read_SoftmaxCrossEntropy(self, e, index: Index) -> TermSum:
+        """``sum_{b, k} -Y[b, k] (Z[b, k] - log S_b)`` (over ``N`` for a mean), as the symbolic reading."""
+        shape = self.shape(e.logits)
+        b, k = self.fresh("o"), self.fresh("o")
+        z, y = simple_value(self.entry(e.logits, (b, k))), simple_value(self.entry(e.target, (b, k)))
+        if z is None or y is None:
+            raise NotReadable("a loss of sums")
+        body = summed(
+            zip((b, k), shape, strict=True), constant(-y * (z - sp.log(self._row_normaliser(e.logits, b))))
+        )
+        return scaled(1 / self.batch, body) if e.reduction == "mean" else body
 
     def shape_BinaryCrossEntropyWithLogits(self, e) -> SymbolicShape:
         return ()

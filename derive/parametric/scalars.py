@@ -61,7 +61,13 @@ class step(sp.Function):  # noqa: N801
 
 
 class window_max(sp.Function):  # noqa: N801
-    """The maximum of a pooling window, kept unevaluated."""
+    """The maximum of a pooling window, kept unevaluated (but for numbers: their maximum)."""
+
+    @classmethod
+    def eval(cls, *cells):
+        if all(c.is_Rational for c in cells):
+            return max(cells)
+        return None
 
     def fdiff(self, argindex=1):
         return is_window_max(self.args, argindex - 1)
@@ -71,6 +77,23 @@ def is_window_max(window: tuple[sp.Expr, ...], position: int) -> sp.Expr:
     """``prod_{j != position} [t_position > t_j]``: on the no-tie region, the maximum's indicator."""
     me = window[position]
     return sp.Mul(*(step(me - other) for j, other in enumerate(window) if j != position))
+
+
+class row_exp_sum(sp.Function):  # noqa: N801
+    """``S_b = sum_{j < K} exp(z[b, j])``, the softmax's normaliser of row ``b``: args ``(z, b, K)``.
+
+    One atom to the index form, so that a softmax over a symbolic number of classes is a term;
+    its derivative by an entry, ``[b = k0][0 <= k1 < K] exp(z[b, k1])``, is taken by
+    ``deltas.differentiate``. At a concrete row and ``K`` it is the sum itself.
+    """
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, base, row, classes):
+        if row.is_Integer and classes.is_Integer:
+            return sp.Add(*(sp.exp(base[row, j]) for j in range(int(classes))))
+        return None
 
 
 def sigmoid(z: sp.Expr) -> sp.Expr:
@@ -87,7 +110,9 @@ def vanishes_on_region(expr: sp.Expr) -> bool:
     Entries become real symbols. Every ``step``/``relu`` whose argument is one entry (or its
     negative) is decided by splitting on that entry's sign (never 0 on the region), innermost
     first; an ``exp(-z)`` of an entry becomes a positive symbol ``e``; what is left must cancel to 0
-    as a rational function. Each step is an identity on its case, so a 0 is a proof.
+    as a rational function, each ``tanh`` of an entry and each softmax normaliser ``row_exp_sum``
+    an independent variable (a relaxation). Each step is an identity on its case or a
+    relaxation, so a 0 is a proof.
     """
     if expr == 0 or sp.expand(expr) == 0:
         return True
@@ -135,7 +160,12 @@ def _cancels(expr: sp.Expr) -> bool:
         if symbol is None or sp.expand(argument + symbol) != 0 and sp.expand(argument - symbol) != 0:
             raise Undecided(f"exp of {argument}")
         mapping.setdefault(symbol, sp.Symbol(f"e{n}", positive=True))
-    rewritten = expr
+    rewritten = expr.xreplace(
+        {
+            t: sp.Symbol(f"tanh{n}", real=True)
+            for n, t in enumerate(sorted(expr.atoms(sp.tanh), key=sp.default_sort_key))
+        }
+    )  # tanh(v) as a variable of its own: a relaxation, so a 0 is still a proof
     for symbol, e in mapping.items():
         rewritten = rewritten.xreplace({sp.exp(-symbol): e, sp.exp(symbol): 1 / e})
     if rewritten.atoms(sp.exp):

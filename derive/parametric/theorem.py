@@ -16,6 +16,7 @@ reason when the method could not decide and no counterexample turned up.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import sympy as sp
 from gradproof.derive import texpr as tx
 from gradproof.derive.parametric.conditions import Conditions, empty_under, equivalent
 from gradproof.derive.parametric.deltas import NotEliminated, composed, differentiate
+from gradproof.derive.parametric.hypotheses import rows_summed
 from gradproof.derive.parametric.linear import NotLinear
 from gradproof.derive.parametric.reading import IndexReading, NotReadable, SymbolicShape
 from gradproof.derive.parametric.scalars import Undecided, vanishes_on_region
@@ -47,20 +49,61 @@ class Statement:
     region: str = ""  # the region a derivative is taken on, in words
     definitions: dict[str, tx.Expr] = field(default_factory=dict)
     reshapes: dict[tx.Shape, SymbolicShape] = field(default_factory=dict)
-    window: int = 0  # split the target's last two axes by this window (max-pool)
+    window: int = 0  # split the target's last two axes by this window (pooling)
+    at_least_zero: tuple[sp.Symbol, ...] = ()  # sizes >= 0 rather than >= 1 (padding, remainders)
+    row_sums: tuple[str, ...] = ()  # tensors each of whose rows sums to 1 (a hypothesis on values)
+    derived: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)  # sizes given by a floor
+    fixed: dict[sp.Symbol, int] = field(default_factory=dict)  # sizes ``specialised`` put in
 
     def hypotheses(self) -> Conditions:
-        return Conditions.of([*(s - 1 for s in self.sizes), *self.size_conditions])
+        lowest = [s if s in self.at_least_zero else s - 1 for s in self.sizes]
+        return Conditions.of([*lowest, *self.size_conditions])
 
     def hypotheses_text(self) -> list[str]:
-        words = [f"{', '.join(map(str, self.sizes))} >= 1 (integers)"]
+        positive = [s for s in self.sizes if s not in self.at_least_zero]
+        words = [f"{', '.join(map(str, positive))} >= 1 (integers)"]
+        if self.at_least_zero:
+            words.append(f"{', '.join(map(str, self.at_least_zero))} >= 0 (integers)")
         words += [f"{sp.sstr(e)} >= 0" for e in self.size_conditions]
+        words += [f"every row of {name} sums to 1" for name in self.row_sums]
         if self.region:
             words.append(self.region)
         return words
 
     def reading(self) -> IndexReading:
-        return IndexReading(self.shapes, self.batch, self.definitions, self.reshapes)
+        return IndexReading(self.shapes, self.batch, self.definitions, self.reshapes, self.derived)
+
+    def specialised(self, values: dict[sp.Symbol, int]) -> Statement:
+        """The statement with some sizes fixed (a network step's stride, padding, kernel, remainder).
+
+        A fixed value outside the hypotheses is refused (ValueError): the theorem does not cover it.
+        """
+        if not values:
+            return self
+        values = {s: sp.Integer(v) for s, v in values.items()}
+        for s, e in self.derived.items():  # a size a floor gives is fixed with what it reads
+            value = e.xreplace(values)
+            if value.is_Number:
+                values[s] = value
+        hypotheses = self.hypotheses()
+        for form in hypotheses.inequalities:
+            value = form.expr().xreplace(values)
+            if value.is_Number and value < 0:
+                raise ValueError(f"{self.name}: {values} violates {sp.sstr(form.expr())} >= 0")
+        kept = tuple(s for s in self.sizes if s not in values)
+        conditions = [e.xreplace(values) for e in self.size_conditions]
+        conditions = tuple(e for e in conditions if not e.is_Number)
+        return dataclasses.replace(
+            self,
+            shapes={
+                n: tuple(sp.sympify(d).xreplace(values) for d in shape) for n, shape in self.shapes.items()
+            },
+            sizes=kept,
+            size_conditions=conditions,
+            at_least_zero=tuple(s for s in self.at_least_zero if s not in values),
+            derived={s: e.xreplace(values) for s, e in self.derived.items() if s not in values},
+            fixed={**self.fixed, **{s: int(v) for s, v in values.items()}},
+        )
 
 
 @dataclass
@@ -89,9 +132,10 @@ def _target_cases(statement: Statement, shape: SymbolicShape) -> list[tuple[tupl
     qs = (sp.Symbol("q2", integer=True), sp.Symbol("q3", integer=True))
     cases = []
     for r2, r3 in itertools.product(range(s), repeat=2):
+        # every integer k is s q + r for one integer q and one r in [0, s - 1]: the cases cover k
         index = (ks[0], ks[1], s * qs[0] + r2, s * qs[1] + r3)
         ranges = [ks[0], shape[0] - 1 - ks[0], ks[1], shape[1] - 1 - ks[1]]
-        ranges += [qs[0], sp.expand(shape[2] / s) - 1 - qs[0], qs[1], sp.expand(shape[3] / s) - 1 - qs[1]]
+        ranges += [index[2], shape[2] - 1 - index[2], index[3], shape[3] - 1 - index[3]]
         cases.append((index, Conditions.of(ranges)))
     return cases
 
@@ -122,10 +166,14 @@ def _symbolic(statement: Statement) -> Verdict:
     else:
         lhs = reading.pairing(statement.upstream, statement.forward)
     cases = _target_cases(statement, target_shape)
+    rows = {reading.base(n): statement.shapes[n] for n in statement.row_sums}
     for index, ranges in cases:
         left = differentiate(lhs, reading.base(statement.target), index)
         right = reading.entry(statement.rule, index)
-        order = list(index[0].free_symbols if False else ())
+        if rows:
+            left = rows_summed(left, rows, statement.hypotheses() & ranges)
+            right = rows_summed(right, rows, statement.hypotheses() & ranges)
+        order = []
         if statement.upstream is not None:
             g_rank = len(reading.shape(tx.Tensor(statement.upstream, ())))
             p = tuple(sp.Symbol(f"p{i}", integer=True) for i in range(g_rank))
@@ -191,18 +239,38 @@ def compare(left: TermSum, right: TermSum, hypotheses: Conditions, order: list[s
 
 
 def _size_assignments(statement: Statement, limit: int = 12):
+    """Small sizes satisfying the hypotheses; a size given by a floor (``derived``) is computed."""
     hyps = statement.hypotheses()
     found = 0
-    candidates = sorted(
-        itertools.product(range(1, 5), repeat=len(statement.sizes)), key=lambda v: (sum(v), v)
-    )
-    for values in candidates:
-        mapping = dict(zip(statement.sizes, values, strict=True))
+    free = [s for s in statement.sizes if s not in statement.derived]
+    lowest = [0 if s in statement.at_least_zero else 1 for s in free]
+    for values in _by_sum(lowest, 3):
+        mapping = dict(zip(free, values, strict=True))
+        for s, e in statement.derived.items():
+            mapping[s] = e.xreplace(mapping)
+        mapping = {s: mapping[s] for s in statement.sizes}
         if all(f.expr().xreplace(mapping) >= 0 for f in hyps.inequalities):
             yield mapping
             found += 1
             if found >= limit:
                 return
+
+
+def _by_sum(lowest: list[int], most: int):
+    """Tuples ``lowest + e`` with ``0 <= e_i <= most``, smallest excess first, then in lexicographic order."""
+
+    def spread(excess: int, n: int):
+        if n == 0:
+            if excess == 0:
+                yield ()
+            return
+        for first in range(min(excess, most) + 1):
+            for rest in spread(excess - first, n - 1):
+                yield (first, *rest)
+
+    for excess in range(most * len(lowest) + 1):
+        for e in spread(excess, len(lowest)):
+            yield tuple(lo + d for lo, d in zip(lowest, e, strict=True))
 
 
 def _evaluate(body: TermSum, sizes: dict) -> sp.Expr:
@@ -281,19 +349,27 @@ def _counterexample_at(statement: Statement, sizes: dict) -> dict | None:
             "reason": f"rule shape {rule_shape}, target {concrete[statement.target]}",
         }
     base = reading.base(statement.target)
+    transcendental = (sp.exp, sp.log, sp.tanh)
     for k in itertools.product(*(range(n) for n in concrete[statement.target])):
         derivative = scalar.diff(base[k]) if scalar.has(base[k]) else sp.Integer(0)
         rule = _evaluate(reading.entry(statement.rule, k), sizes)
         atoms = sorted((derivative.atoms(sp.Indexed) | rule.atoms(sp.Indexed)), key=sp.default_sort_key)
         values = {a: _value(n) for n, a in enumerate(atoms)}
+        for name in statement.row_sums:  # the hypothesis: each row's last entry is 1 minus the others
+            rows, classes = concrete[name]
+            y = reading.base(name)
+            for b in range(rows):
+                others = [values.setdefault(y[b, j], _value(len(values))) for j in range(classes - 1)]
+                values[y[b, classes - 1]] = 1 - sp.Add(*others)
         d, r = derivative.xreplace(values), rule.xreplace(values)
-        gap = sp.nsimplify(d - r) if not (d - r).has(sp.exp, sp.log) else (d - r).evalf(50)
+        exact = not (d - r).has(*transcendental)
+        gap = sp.nsimplify(d - r) if exact else (d - r).evalf(50)
         if gap != 0 and abs(gap) > 1e-30:
             return {
                 "sizes": _named(sizes),
                 "entry": f"d{statement.target}[{','.join(map(str, k))}]",
-                "derivative": sp.sstr(d if not d.has(sp.exp) else d.evalf(20)),
-                "rule": sp.sstr(r if not r.has(sp.exp) else r.evalf(20)),
+                "derivative": sp.sstr(d if exact else d.evalf(20)),
+                "rule": sp.sstr(r if exact else r.evalf(20)),
                 "values": {sp.sstr(a): sp.sstr(v) for a, v in values.items()},
             }
     return None
