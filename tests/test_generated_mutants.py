@@ -13,13 +13,23 @@ import importlib
 import textwrap
 from collections import Counter
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from tests import generated_mutants as gm
 
 # Fewer mutants than this means the operators stopped finding their targets.
-MINIMUM_MUTANTS = {"small_cnn": 200, "mlp": 60, "sigmoid_cnn": 150, "sigmoid_cnn3": 150}
+MINIMUM_MUTANTS = {
+    "small_cnn": 200,
+    "mlp": 60,
+    "sigmoid_cnn": 150,
+    "sigmoid_cnn3": 150,
+    "lenet5": 240,  # forward, loss and backward only (gm.FOCUS)
+    "digits_lenet": 290,  # likewise
+    "strided": 700,
+    "vocab": 500,
+}
 # The operators the mutation check is about; each must find targets in the generated modules.
 CORE_OPERATORS = (
     "swap axes",
@@ -45,7 +55,12 @@ def verdicts(name: str) -> tuple[gm.Verdict, ...]:
 
 @pytest.mark.parametrize("name", gm.NETWORKS)
 def test_the_unmutated_modules_pass_every_check(name):
-    module = importlib.import_module(f"gradproof.generated.{name}")
+    module = gm.original_module(name)
+    if name not in gm.TEST_NETWORKS:  # the committed module is the one compiled from its source
+        assert (
+            gm.module_source(name)
+            == Path(importlib.import_module(f"gradproof.generated.{name}").__file__).read_text()
+        )
     for check in gm.CHECKS.values():
         check(module, gm.fixture(name))
     assert gm.first_failure(gm.source_tree(name), f"{name}-control", gm.fixture(name)) is None
@@ -81,6 +96,49 @@ def test_the_mutations_named_in_the_issue_are_made_and_caught():
     assert ("mlp", "change float", "loss") in caught
     assert ("mlp", "swap @ operands", "backward") in caught
     assert ("small_cnn", "sum axis", "backward") in caught
+
+
+def _line(network: str, mutant: gm.Mutant) -> str:
+    return gm.module_source(network).splitlines()[mutant.line - 1]
+
+
+# Issue 16's wrong rules as wrong printings of them: (network, operator, which mutants, what it is).
+NEW_VOCABULARY_MUTANTS = [
+    ("lenet5", "drop factor", lambda m: (m.before, m.after) == ("A4 * A4", "A4"), "tanh' = 1 - A"),
+    ("lenet5", "drop division", lambda m: (m.before, m.after) == ("dP2 / 4", "dP2"), "avg-pool without 1/4"),
+    ("lenet5", "drop division", lambda m: m.before == "(A5 - Y) / N", "softmax-CE without 1/N"),
+    ("vocab", "drop division", lambda m: m.before == "dP1 / 9", "avg-pool 3x3 without 1/9"),
+    (
+        "strided",
+        "integer off by one",
+        lambda m: "correlate_strided_weight(" in _line("strided", m) and m.before == "2" and m.after == "1",
+        "stride ignored in the weight rule",
+    ),
+    (
+        "strided",
+        "slice off by one",
+        lambda m: "transposed_convolve(" in _line("strided", m),
+        "the padding's crop misplaced in the input rule",
+    ),
+    (
+        "digits_lenet",
+        "integer off by one",
+        lambda m: m.function == "backward" and "np.pad(" in _line("digits_lenet", m),
+        "padding missing or wrong in the weight rule",
+    ),
+]
+
+
+@pytest.mark.parametrize("network, operator, which, what", NEW_VOCABULARY_MUTANTS, ids=lambda v: str(v))
+def test_the_wrong_rules_named_in_issue_16_printed_wrong_are_caught(network, operator, which, what):
+    """Each wrong rule of the new vocabulary, made as a mutant of the printed code, fails a numeric check."""
+    chosen = [
+        m for m in gm.mutants(network) if m.operator == operator and m.function == "backward" and which(m)
+    ]
+    assert chosen, f"no mutant makes {what}"
+    for mutant in chosen:
+        verdict = gm.judge(mutant, gm.source_tree(network), gm.fixture(network))
+        assert verdict.outcome == "caught", (what, verdict)
 
 
 SNIPPET = """

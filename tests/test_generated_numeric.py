@@ -19,11 +19,19 @@ from tests import reference_numeric as ref
 
 NETWORKS = builtin_names()
 SPECS = Path(__file__).resolve().parent.parent / "derive" / "networks"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EPS = 1e-3
 
 
 def spec_data(name: str) -> dict:
-    return tomllib.loads((SPECS / f"{name}.toml").read_text())
+    """A built-in network's spec, else an example's (``examples/``), else a test network's
+    (``tests/wrong_rules.py``): the mutation check reuses ``sample`` for all three."""
+    for path in (SPECS / f"{name}.toml", EXAMPLES / f"{name}.toml"):
+        if path.exists():
+            return tomllib.loads(path.read_text())
+    from tests.wrong_rules import TEST_SPECS
+
+    return tomllib.loads(TEST_SPECS[name])
 
 
 def generated(name: str):
