@@ -23,7 +23,8 @@ from gradproof.derive.layers.base import positive_int_problem
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 REDUCTIONS = ("mean", "sum")
-TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch", "proof"}
+TOP_LEVEL = {"name", "input", "loss", "reduction", "layers", "notation", "batch", "proof", "about"}
+ABOUT_FIELDS = {"title": str, "text": str, "references": list}
 # "element-wise": every entry at the spec's sizes; "reduced": the same architecture at reduced sizes,
 # element-wise, plus shapes, composition and count at the spec's sizes (``derive.miniature``).
 PROOFS = ("element-wise", "reduced")
@@ -66,6 +67,19 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
+class About:
+    """What a network's document says of it beyond its layers: a title, an introduction, references.
+
+    ``text`` is paragraphs separated by blank lines, plain prose with ``$...$`` math; a paragraph
+    that opens with ``**Heading.**`` is headed so. The emitters typeset it; nothing else reads it.
+    """
+
+    title: str = ""
+    text: str = ""
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     name: str
     input: tuple[int, ...]
@@ -77,6 +91,7 @@ class NetworkSpec:
     source: str
     text: str = field(repr=False, compare=False, default="")
     proof: str = "element-wise"
+    about: About = field(default_factory=About)
 
 
 def builtin_names() -> list[str]:
@@ -159,10 +174,58 @@ def parse(text: str, source: str = "<spec>") -> NetworkSpec:
     notation = data.get("notation", {})
     if not isinstance(notation, dict):
         raise SpecError(source, 'must be a table of name = "symbol"', field="notation")
-    spec = NetworkSpec(name, input_shape, loss, reduction, layers, dict(notation), batch, source, text, proof)
+    about = _about(source, data.get("about", {}))
+    spec = NetworkSpec(
+        name, input_shape, loss, reduction, layers, dict(notation), batch, source, text, proof, about
+    )
     _check_structure(spec)
     _check_notation(spec)
     return spec
+
+
+# The math an [about] text may hold: letters, digits, operators and these commands, nothing that
+# could make TeX read a file or run a program.
+ABOUT_MATH = re.compile(r"[A-Za-z0-9 +\-*/=()\[\]^_{},.;:<>|'!]*")
+ABOUT_COMMANDS = frozenset(
+    "times cdot ldots cdots dots frac tfrac sum prod tanh sigma ell lfloor rfloor approx le ge ne to "
+    "mathrm operatorname text odot partial alpha beta gamma delta epsilon eta theta lambda mu pi rho "
+    "tau phi psi omega Delta Sigma quad log exp max min".split()
+)
+
+
+def about_math_problem(text: str) -> str | None:
+    """Why ``text`` may not be typeset (an unclosed or unsafe ``$...$`` formula), or ``None``."""
+    pieces = text.split("$")
+    if len(pieces) % 2 == 0:
+        return f"has an unclosed $...$ formula: {text[:60]!r}"
+    for formula in pieces[1::2]:
+        unknown = sorted(set(re.findall(r"\\([A-Za-z]+)", formula)) - ABOUT_COMMANDS)
+        if unknown:
+            allowed = ", ".join(sorted(ABOUT_COMMANDS))
+            return f"the formula ${formula}$ uses \\{unknown[0]}, which is not one of: {allowed}"
+        if not ABOUT_MATH.fullmatch(re.sub(r"\\[A-Za-z]+|\\[,;!]", "", formula)):
+            return f"the formula ${formula}$ has a character outside letters, digits, operators and brackets"
+    return None
+
+
+def _about(source: str, raw) -> About:
+    """The optional ``[about]`` table: ``title`` and ``text`` strings, ``references`` a list of strings."""
+    if not isinstance(raw, dict):
+        raise SpecError(source, "must be a table (title, text, references)", field="about")
+    for key, value in raw.items():
+        expected = ABOUT_FIELDS.get(key)
+        if expected is None:
+            raise SpecError(source, f"unknown field (known: {', '.join(ABOUT_FIELDS)})", field=f"about.{key}")
+        if not isinstance(value, expected) or (
+            expected is list and not all(isinstance(v, str) for v in value)
+        ):
+            kind = "a list of strings" if expected is list else "a string"
+            raise SpecError(source, f"must be {kind}, got {value!r}", field=f"about.{key}")
+        for piece in value if expected is list else [value]:
+            problem = about_math_problem(piece)
+            if problem:
+                raise SpecError(source, problem, field=f"about.{key}")
+    return About(raw.get("title", ""), raw.get("text", "").strip(), tuple(raw.get("references", ())))
 
 
 def _parse_layer(source: str, index: int, raw: dict) -> LayerSpec:

@@ -16,7 +16,7 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 
 from gradproof.codegen.markdown.translate import MarkdownError, Translator
 from gradproof.codegen.writing import generated_from, hand_edited
-from gradproof.derive.spec import builtin_names
+from gradproof.derive.spec import builtin_names, load
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = shutil.which("node")
@@ -72,12 +72,18 @@ def test_every_builtin_has_a_markdown_reading_with_front_matter_and_a_header(pat
     tokens = parser().parse(text)
     assert tokens[0].type == "front_matter"
     meta = yaml.safe_load(tokens[0].content)
-    assert meta["title"] == f"Backpropagation through {path.stem}" and meta["math"] is True
+    about = load(path.stem).about  # a spec's [about] table: a title, an introduction, references
+    assert meta["title"] == (about.title or f"Backpropagation through {path.stem}") and meta["math"] is True
     assert any(t.type == "fence" and t.info == "mermaid" for t in tokens)
     assert any(t.type == "table_open" for t in tokens)
     # the sections of the LaTeX document, numbered, with the anchors their cross-references link to
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
-    assert headings[1] == "1. Architecture" and headings[-1] == "10. Verification"
+    first = ["Introduction"] * bool(about.text) + ["Architecture"]
+    last = ["Verification"] + ["References"] * bool(about.references)
+    expected = [f"{n}. {h}" for n, h in enumerate(first, 1)] + [
+        f"{10 + len(first) - 2 + n}. {h}" for n, h in enumerate(last, 1)
+    ]
+    assert headings[1 : 1 + len(first)] + headings[-len(last) :] == expected
     for anchor in re.findall(r"\]\(#([^)]+)\)", text):
         assert f'<a id="{anchor}"></a>' in text, anchor
     # no LaTeX outside math: every command was read as Markdown

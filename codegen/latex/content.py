@@ -7,6 +7,7 @@ Everything in a block is already LaTeX; the templates do no computing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -67,3 +68,44 @@ def text_escape(value: str) -> str:
     """
     out = "".join(_TEXT_REPLACEMENTS.get(ch, ch) for ch in value)
     return out.encode("ascii", "replace").decode("ascii")
+
+
+def prose_escape(text: str) -> str:
+    """Prose with ``$...$`` formulas: the prose made safe for text mode, the formulas kept as they are
+    (the spec reader admits only formulas of letters, operators and a list of harmless commands)."""
+    pieces = text.split("$")
+    return "".join(text_escape(p) if i % 2 == 0 else f"${p}$" for i, p in enumerate(pieces))
+
+
+def wrap_prose(text: str, width: int = 115) -> list[str]:
+    """Lines of at most ``width`` characters, broken at spaces outside formulas (a formula stays on one
+    line, as the Markdown reading needs)."""
+    words, current, in_math = [], "", False
+    for ch in text:
+        if ch == "$":
+            in_math = not in_math
+        if ch == " " and not in_math:
+            words.append(current)
+            current = ""
+        else:
+            current += ch
+    words.append(current)
+    lines: list[str] = []
+    for word in filter(None, words):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def about_paragraphs(text: str) -> list[str]:
+    """A spec's ``[about]`` text as LaTeX paragraphs; one that opens with ``**Heading.**`` is headed so."""
+    paragraphs = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        flat = " ".join(paragraph.split())
+        head = re.match(r"\*\*(.+?)\*\*\s*", flat)
+        heading = [rf"\paragraph{{{prose_escape(head.group(1))}}}"] if head else []
+        body = prose_escape(flat[head.end() :] if head else flat)
+        paragraphs.append("\n".join(heading + wrap_prose(body)))
+    return [p for p in paragraphs if p]

@@ -223,6 +223,36 @@ class Derivation:
             )
         )
 
+    # -------------------------------------------------------- layer table
+
+    def layer_table(self) -> dict:
+        """Each layer with its output shape for one sample, how that shape follows from its input's, and
+        its parameter count; then the total and, once per layer type, the general rule (its words)."""
+        rows, words = [], []
+        for step in self.layers():
+            before, after = unbatched(step.input.shape), unbatched(step.output.shape)
+            sizes = [r" \cdot ".join(str(d) for d in p.shape) for p in step.params]
+            total = sum(prod(p.shape) for p in step.params)
+            count = " + ".join(sizes) + (f" = {thousands(total)}" if sizes != [str(total)] else "")
+            rows.append(
+                {
+                    "name": self.names.symbol(step.output.name),
+                    "layer": step.rule.latex_description(step.layer.options),
+                    "shape": TIMES.join(str(d) for d in after),
+                    "rule": step.rule.latex_shape_rule(before, after, step.layer.options),
+                    "count": count if step.params else "",
+                }
+            )
+            if step.rule.shape_words and step.rule.shape_words not in words:
+                words.append(step.rule.shape_words)
+        return {
+            "rows": rows,
+            "input": TIMES.join(str(d) for d in self.spec.input),
+            "input_name": self.names.symbol(self.network.input.name),
+            "total": thousands(self.network.parameter_count),
+            "words": words,
+        }
+
     # ------------------------------------------------------------ forward
 
     def forward(self) -> None:
@@ -377,6 +407,10 @@ class Derivation:
                         "bias": len(step.params) > 1,
                         "weight": step.params[0].name if step.params else "",
                         "bias_name": step.params[1].name if len(step.params) > 1 else "",
+                        "layer": step.rule.prose_data(
+                            unbatched(step.input.shape), unbatched(step.output.shape), step.layer.options
+                        ),
+                        "first": step is self.first_layer,
                     },
                 )
             )
@@ -578,6 +612,16 @@ class Derivation:
 
 
 # ----------------------------------------------------------------- helpers
+
+
+def thousands(n: int) -> str:
+    """``61{,}706``: a count with its thousands grouped, as LaTeX math."""
+    return f"{n:,}".replace(",", "{,}")
+
+
+def unbatched(shape: tx.Shape) -> tuple[int, ...]:
+    """A tensor's shape for one sample: without the batch axis."""
+    return tuple(d for d in shape if d != tx.BATCH)
 
 
 def is_gradient(tensor: tx.Tensor) -> bool:

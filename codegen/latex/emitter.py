@@ -20,10 +20,11 @@ from pathlib import Path
 
 import jinja2
 
-from gradproof.codegen.latex.content import text_escape
+from gradproof.codegen.latex.content import about_paragraphs, prose_escape, text_escape
 from gradproof.codegen.latex.derivation import Derivation
 from gradproof.codegen.latex.layout import LAYOUTS, PAGE
 from gradproof.codegen.writing import with_header
+from gradproof.derive.miniature import describe, miniature
 from gradproof.derive.network import Network
 from gradproof.derive.prover import ProofRecord
 
@@ -81,6 +82,26 @@ def _variants(renderings: list[tuple[float | None, str]]) -> list[tuple[float | 
     return variants
 
 
+def about(network: Network) -> dict:
+    """The spec's ``[about]`` table as LaTeX: the title, the introduction's paragraphs, the references."""
+    spec = network.spec
+    return {
+        "title": prose_escape(spec.about.title),
+        "paragraphs": about_paragraphs(spec.about.text),
+        "references": [prose_escape(r) for r in spec.about.references],
+    }
+
+
+def proof_facts(network: Network, records: list[ProofRecord]) -> dict:
+    """What the prose says of how the network was proven: at its sizes, or by its miniature."""
+    reduced = network.spec.proof == "reduced"
+    return {
+        "reduced": reduced,
+        "miniature": text_escape(describe(miniature(network.spec))) if reduced else "",
+        "end_to_end": any(r.key == "end-to-end" for r in records),
+    }
+
+
 def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
     """The document and one snippet per result, each with the generated-file header."""
     derivations = {layout: Derivation(network, records, layout) for layout in LAYOUTS}
@@ -100,6 +121,9 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
         "definitions": derivation.definitions(),
         "conventions": derivation.conventions(),
         "renamed": [(text_escape(k), derivation.names.symbol(k)) for k in sorted(network.spec.notation)],
+        "about": about(network),
+        "layer_table": derivation.layer_table(),
+        "proof": proof_facts(network, records),
     }
     outputs = {}
     snippet = env.get_template("snippet.tex.j2")

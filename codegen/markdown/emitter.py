@@ -71,11 +71,23 @@ def table(rows: list[dict], batch: str) -> str:
     return "\n".join(lines)
 
 
-def front_matter(name: str) -> str:
+def layer_table(data: dict) -> str:
+    """The layer table (shapes and parameters, layer by layer) as a pipe table, math in ``$...$``."""
+    math = lambda text: f"${text}$" if text else ""  # noqa: E731
+    lines = ["| | layer | output | output side | parameters |", "| --- | --- | --- | --- | --- |"]
+    lines.append(f"| ${data['input_name']}$ | input | ${data['input']}$ | | |")
+    for row in data["rows"]:
+        cells = [math(row["name"]), row["layer"], math(row["shape"]), math(row["rule"]), math(row["count"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(f"| | total | | | ${data['total']}$ |")
+    return "\n".join(lines)
+
+
+def front_matter(title: str) -> str:
     return "\n".join(
         [
             "---",
-            f'title: "Backpropagation through {name}"',
+            f'title: "{title}"',
             'description: "A derivation checked entry by entry by gradproof"',
             "generator: gradproof",
             "math: true",
@@ -97,8 +109,15 @@ def render(network: Network, records: list[ProofRecord], latex_document: str) ->
     text = translator.document(
         body,
         mermaid(architecture.data["nodes"]),
-        table(variables.data["table"], variables.data["batch"]),
+        [layer_table(derivation.layer_table()), table(variables.data["table"], variables.data["batch"])],
     )
-    title = f"# Backpropagation through `{name}`\n\n*A derivation checked entry by entry by gradproof.*\n"
+    about = network.spec.about.title.replace('"', "'")
+    heading = about or f"Backpropagation through {name}"
+    subtitle = (
+        "Backpropagation, derived and checked by gradproof."
+        if about
+        else ("A derivation checked entry by entry by gradproof.")
+    )
+    title = f"# {about or f'Backpropagation through `{name}`'}\n\n*{subtitle}*\n"
     path = f"docs/derivations/{name}.md"
-    return {path: with_header(path, name, f"{front_matter(name)}\n\n{title}\n{text}")}
+    return {path: with_header(path, name, f"{front_matter(heading)}\n\n{title}\n{text}")}

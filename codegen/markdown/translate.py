@@ -4,9 +4,10 @@ The standalone document (``codegen.latex``) is the one source of the derivation'
 reads the small subset of LaTeX its templates emit and writes the same text as Markdown that KaTeX
 and MathJax render: displays become ``$$\\begin{aligned}...\\end{aligned}$$`` (labels and page-break
 hints dropped), lists become Markdown lists, ``\\section`` a heading with an anchor that
-``Section~\\ref`` links to. The figure and the table are replaced by Markdown-native forms made from
-the same data (a Mermaid diagram, a pipe table). Anything outside the subset is refused with a
-``MarkdownError`` naming it, so a new construct in a template cannot reach a post as raw LaTeX.
+``Section~\\ref`` links to. The figure and the tables are replaced by Markdown-native forms made from
+the same data (a Mermaid diagram; pipe tables, in the order the tables appear). Anything outside the
+subset is refused with a ``MarkdownError`` naming it, so a new construct in a template cannot
+reach a post as raw LaTeX.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ class Translator:
 
     # ------------------------------------------------------------ document
 
-    def document(self, body: str, figure: str, table: str) -> str:
+    def document(self, body: str, figure: str, tables: list[str]) -> str:
         """The text between ``\\maketitle`` and ``\\end{document}``, as Markdown."""
         lines = body.splitlines()
         out: list[str] = []
@@ -205,7 +206,7 @@ class Translator:
                     inner.append(lines[i].strip())
                     i += 1
                 i += 1
-                out += ["", self.centred(inner, table), ""]
+                out += ["", self.centred(inner, tables), ""]
             elif line.startswith(r"\begin{figure}"):
                 caption = []
                 while not lines[i].strip().startswith(r"\end{figure}"):
@@ -232,10 +233,12 @@ class Translator:
                 out.append(self.text(line).lstrip())
         return _tidy("\n".join(out))
 
-    def centred(self, inner: list[str], table: str) -> str:
-        """A centred block: the table, or the flow of the network as one display."""
-        if inner and inner[0].startswith(r"\begin{tabular}"):
-            return table
+    def centred(self, inner: list[str], tables: list[str]) -> str:
+        """A centred block: the next of the tables, or the flow of the network as one display."""
+        if inner and inner[0].startswith(r"\begin{tabular"):
+            if not tables:
+                raise MarkdownError("a table the Markdown reading was given no pipe table for")
+            return tables.pop(0)
         formulas = []
         for line in inner:
             line = re.sub(r"\s*\\\\\[\d+pt\]$", "", line)

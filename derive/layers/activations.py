@@ -180,9 +180,11 @@ class TanhLayer(LayerType):
     display = "Tanh"
     output_meaning = "activation, tanh"
     prose = {
-        "input": r"""\paragraph{Tanh.} The derivative of the hyperbolic tangent is $\tanh'(z) = 1 - \tanh^{2}(z)$, SymPy's own, and
-$\tanh(\VAR{inp}) = \VAR{out}$, so the derivative is written with the layer's output, which the forward pass has
-already computed.
+        "input": r"""\paragraph{Tanh.} Differentiating $\tanh = \sinh/\cosh$ gives
+$\tanh'(z) = (\cosh^{2} z - \sinh^{2} z)/\cosh^{2} z = 1 - \tanh^{2}(z)$, and $\tanh(\VAR{inp}) = \VAR{out}$, so the derivative is
+written with the layer's output, which the forward pass has already computed: the rule multiplies the gradient entry by
+entry by $1 - \VAR{out} \odot \VAR{out}$. That factor is $1$ where $\VAR{inp} = 0$ and falls towards $0$ as $|\VAR{inp}|$ grows: a saturated
+unit passes almost no gradient on.
 """,
     }
 

@@ -288,6 +288,22 @@ class LayerType(Words):
         """Its operator over an arrow of the architecture (``short``: under a node of the figure)."""
         raise NotImplementedError  # pragma: no cover - every type overrides
 
+    # The layer table of a document: what a layer of the type is, how its output shape follows from
+    # its input's, and (once per type) the general rule for its shape and its parameters.
+    shape_words: ClassVar[str] = ""  # LaTeX sentence, e.g. how a dense layer's parameters are counted
+
+    def latex_description(self, options: Options) -> str:
+        """LaTeX text for the layer table: the layer and its options ("Dense, 120 units")."""
+        return self.display + (", entry by entry" if self.kind == ELEMENTWISE else "")
+
+    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
+        """LaTeX math for the layer table: how ``after`` follows from ``before`` ("" : the shape is kept)."""
+        return ""
+
+    def prose_data(self, before: Shape, after: Shape, options: Options) -> dict:
+        """What its ``prose`` sources read as ``block.data.layer``: by default, its options."""
+        return dict(options)
+
     def error_note(self, pairs: list[tuple[str, str]]) -> str | None:
         """LaTeX naming its derivative factor in the error form, for (input, output) symbols; or None."""
         return None

@@ -82,19 +82,59 @@ class Conv2d(LayerType):
     latex_conventions = (
         r"\item \emph{Convolution is cross-correlation}: the kernel is not turned, as in deep-learning frameworks.",
     )
+    shape_words = r"""A convolution with $F$ filters of $k_{h} \times k_{w}$ over $C$ input channels has $F \cdot C \cdot k_{h} \cdot k_{w}$
+weights and $F$ biases, whatever the size of its input; an input side $n$, zero-padded by $p$ on both ends and read with
+stride $s$, gives an output side $\lfloor (n + 2p - k)/s \rfloor + 1$ (for $s = 1$ and $p = 0$, simply $n - k + 1$)."""
     prose = {
-        "weight": r"""\paragraph{Convolution, filter.} A filter weight multiplies one input entry at every position of the output: the entry
-under it when the filter sits at that position. Its gradient gathers those input entries, each weighted by the output
-gradient at its position: a correlation of the layer's input with the output gradient, which also sums over the
-samples. Section~\ref{\VAR{entries_label}} writes out every entry.
+        "weight": r"""\BLOCK{set g = block.data.layer}\paragraph{Convolution, filter.} A filter weight multiplies one input entry at every position of the output: the entry
+under it when the filter sits at that position\BLOCK{if g.stride > 1}, which moves by $\VAR{g.stride}$ rows or columns from one output position to the
+next\BLOCK{endif}. Its gradient gathers those input entries, each weighted by the output gradient at its position: a
+\BLOCK{if g.stride > 1}strided \BLOCK{endif}correlation of the layer's \BLOCK{if g.padded}zero-padded \BLOCK{endif}input with the output gradient, which also sums over the
+samples. The filter gradient is therefore a correlation, like the forward pass, and no kernel is turned.\BLOCK{if block.data.first} Section~\ref{\VAR{entries_label}} writes out every entry.\BLOCK{endif}
 """,
         "bias": r"""\paragraph{Convolution, bias.} The bias of a filter is added at every position of every sample with slope $1$, so its
 gradient is the sum of all entries of the output gradient for that filter.
 """,
-        "input": r"""\paragraph{Convolution, input.} An input entry meets every filter weight that slides over it, so its gradient is a full
-convolution of the output gradient with the filter (Section~\ref{\VAR{entries_label}}).
+        "input": r"""\BLOCK{set g = block.data.layer}\paragraph{Convolution, input.} An input entry meets every filter weight that slides over it: entry $(h, w)$ of channel $c$
+sits under weight $(m, n)$ of filter $f$ when the output position is $(i, j)$ with \BLOCK{if g.stride > 1}$\VAR{g.stride} i + m = h\BLOCK{if g.padded} + \VAR{g.ph}\BLOCK{endif}$ and $\VAR{g.stride} j + n = w\BLOCK{if g.padded} + \VAR{g.pw}\BLOCK{endif}$\BLOCK{else}$i + m = h\BLOCK{if g.padded} + \VAR{g.ph}\BLOCK{endif}$ and $j + n = w\BLOCK{if g.padded} + \VAR{g.pw}\BLOCK{endif}$\BLOCK{endif}. Its gradient sums
+the output gradient times the weight over all these meetings,
+\BLOCK{if g.stride > 1}
+which is a \emph{transposed convolution}: each product of an output-gradient entry $(f, i, j)$ with the weight $(f, c, m, n)$
+is added at row $\VAR{g.stride} i + m$ and column $\VAR{g.stride} j + n$, and rows or columns that no window reached get $0$.
+\BLOCK{else}
+\[ \frac{\partial \VAR{names.loss}}{\partial \VAR{names.entry(block.data.input, (names.sample, 'c', 'h', 'w'))}} = \sum_{f,m,n} G_{\VAR{names.sample},f,h-m\BLOCK{if g.padded}+\VAR{g.ph}\BLOCK{endif},w-n\BLOCK{if g.padded}+\VAR{g.pw}\BLOCK{endif}}\, \VAR{names.entry(block.data.weight, ('f', 'c', 'm', 'n'))}, \]
+where $G = \partial \VAR{names.loss}/\partial \VAR{out}$ and entries of $G$ outside its range count as $0$. This is the \emph{full convolution} of
+the output gradient with the filter: the correlation of the output gradient, padded with $k - 1$ zeros on every side,
+with the filter turned by $180$ degrees. The turn the forward pass does not make appears here.
+\BLOCK{endif}
+\BLOCK{if g.padded}The padding's zeros are constants, not inputs: the border of \BLOCK{if g.ph == g.pw}width $\VAR{g.ph}$\BLOCK{else}$\VAR{g.ph}$ rows and $\VAR{g.pw}$ columns\BLOCK{endif} is cropped from the
+result, and their gradient is dropped.
+\BLOCK{endif}
 """,
     }
+
+    def latex_description(self, options: Options) -> str:
+        (kh, kw), s, (ph, pw) = geometry(options)
+        words = [rf"{options['filters']} filters ${kh} \times {kw}$"]
+        if s > 1:
+            words.append(f"stride {s}")
+        if ph or pw:
+            words.append(f"zero padding {ph}" if ph == pw else f"zero padding {ph} (rows), {pw} (columns)")
+        if not options["bias"]:
+            words.append("no bias")
+        return "Convolution, " + ", ".join(words)
+
+    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
+        (kh, kw), s, (ph, pw) = geometry(options)
+        sides = []
+        for n, k, p, out in ((before[1], kh, ph, after[1]), (before[2], kw, pw, after[2])):
+            inner = f"{n}" + (rf" + 2 \cdot {p}" if p else "") + f" - {k}"
+            sides.append((rf"\lfloor ({inner})/{s} \rfloor + 1" if s > 1 else f"{inner} + 1") + f" = {out}")
+        return sides[0] if sides[0] == sides[1] else r",\ ".join(sides)
+
+    def prose_data(self, before: Shape, after: Shape, options: Options) -> dict:
+        (kh, kw), s, (ph, pw) = geometry(options)
+        return {"kh": kh, "kw": kw, "stride": s, "ph": ph, "pw": pw, "padded": bool(ph or pw)}
 
     def options(self, raw) -> dict:
         known = [f.name for f in self.fields]

@@ -50,6 +50,11 @@ weights, transposed so that the units are the contracted axis; it is what the la
 """,
     }
 
+    shape_words = r"""A dense layer of $U$ units on $I$ inputs has $I \cdot U$ weights and $U$ biases."""
+
+    def latex_description(self, options: Options) -> str:
+        return f"Dense, {options['units']} units" + ("" if options["bias"] else ", no bias")
+
     def output_shape(self, shape: Shape, options: Options) -> Shape:
         return (options["units"],)
 

@@ -36,6 +36,12 @@ vector per sample. The gradient is read back in the same order into the shape of
 """,
     }
 
+    def latex_description(self, options: Options) -> str:
+        return "Flatten, row-major"
+
+    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
+        return r" \cdot ".join(str(d) for d in before) + f" = {after[0]}"
+
     def output_shape(self, shape: Shape, options: Options) -> Shape:
         return (prod(shape),)
 

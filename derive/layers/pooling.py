@@ -133,6 +133,19 @@ POOLING_TIES = Obligation("pooling-ties", "convention", prove_pooling_ties, type
 
 FLOOR_MODE = r"""\item \emph{Pooling windows} of side $s$ move by $s$; when $s$ does not divide the input, the last rows and columns that
   no window covers are left out and receive a gradient of $0$, as PyTorch's floor mode does."""
+POOL_SHAPE_WORDS = r"""A pooling layer has no parameters; windows of side $s$ that move by $s$ divide each side $n$ by $s$,
+rounded down: $\lfloor n/s \rfloor$."""
+
+
+def pooled_rule(before: Shape, after: Shape, size: int) -> str:
+    """LaTeX: each pooled side from its input side, ``28/2 = 14`` (floor brackets when it does not divide)."""
+    sides = [
+        rf"{n}/{size} = {out}" if n % size == 0 else rf"\lfloor {n}/{size} \rfloor = {out}"
+        for n, out in ((before[1], after[1]), (before[2], after[2]))
+    ]
+    return sides[0] if sides[0] == sides[1] else r",\ ".join(sides)
+
+
 FLOOR_DOCSTRING = (
     "pooling windows of side s move by s; rows and columns no window covers (floor mode) get gradient 0;"
 )
@@ -166,6 +179,15 @@ routed to the position of its maximum, and the other entries of the window recei
 the first position in row-major order (Section~\ref{\VAR{conventions_label}}).
 """,
     }
+
+    shape_words = POOL_SHAPE_WORDS
+
+    def latex_description(self, options: Options) -> str:
+        size = options["size"]
+        return rf"Max-pooling ${size} \times {size}$"
+
+    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
+        return pooled_rule(before, after, options["size"])
 
     def output_shape(self, shape: Shape, options: Options) -> Shape:
         return floor_pooled(shape, options["size"])
@@ -274,12 +296,27 @@ class AvgPool2d(LayerType):
         FLOOR_DOCSTRING,
     )
     latex_conventions = (FLOOR_MODE,)
+    shape_words = POOL_SHAPE_WORDS
     prose = {
-        "input": r"""\paragraph{Average pooling.} It has no parameters. Each pooled value is the mean of the $s^{2}$ entries of its window, so
-each of those entries has slope $1/s^{2}$: the gradient of each window is spread evenly over it, divided by the window's
-size. Entries that no window covers (when the window does not divide the input) receive $0$.
+        "input": r"""\BLOCK{set g = block.data.layer}\paragraph{Average pooling.} It has no parameters. Each pooled value is the mean of the $\VAR{g.size * g.size}$ entries of its
+$\VAR{g.size} \times \VAR{g.size}$ window, so it depends on each of them with slope $1/\VAR{g.size * g.size}$. The windows do not overlap (they move by
+their side, $\VAR{g.size}$), so every entry of $\VAR{inp}$ lies in at most one window and receives one share: the gradient of the
+window, copied to each of its entries by $\operatorname{spread}_{\VAR{g.size}\times \VAR{g.size}}$ and divided by $\VAR{g.size * g.size}$. The gradient is spread
+evenly: unlike max-pooling, average pooling has no kink and needs no convention for ties.\BLOCK{if g.uncovered} The last rows or
+columns of $\VAR{inp}$ that no window covers (floor mode, Section~\ref{\VAR{conventions_label}}) receive $0$.\BLOCK{endif}
 """,
     }
+
+    def latex_description(self, options: Options) -> str:
+        size = options["size"]
+        return rf"Average pooling ${size} \times {size}$"
+
+    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
+        return pooled_rule(before, after, options["size"])
+
+    def prose_data(self, before: Shape, after: Shape, options: Options) -> dict:
+        size = options["size"]
+        return {"size": size, "uncovered": bool(before[1] % size or before[2] % size)}
 
     def output_shape(self, shape: Shape, options: Options) -> Shape:
         return floor_pooled(shape, options["size"])

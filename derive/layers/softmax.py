@@ -134,9 +134,7 @@ def typeset_logsumexp_form(record: ProofRecord, doc) -> tuple[str, str]:
     what = (
         "Cross-entropy from the logits, for "
         + doc.math(rf"\sum_{{k}} {{{y}}}_{{k}} = 1")
-        + ": "
-        + doc.math(f"{textbook} = {logit}")
-        + "."
+        + f": ${textbook} = {logit}$."  # wider than a line at 10 classes: TeX may break it at its "="
     )
     how = (
         rf"the two sides have the same derivative with respect to every ${{{z}}}_{{j}}$ (exact cancellation, "
@@ -164,6 +162,9 @@ so the gradient is $\VAR{out} \odot (G - \operatorname{rowsum}(G \odot \VAR{out}
 cross-entropy loss it is never used: the fused rule hands $\VAR{inp}$ its gradient directly.
 """,
     }
+
+    def latex_description(self, options: Options) -> str:
+        return "Softmax over each sample's row"
 
     def chain_paths(self, paths, before, options):
         return np.full(before, sum(paths), dtype=object), 0  # each logit reaches every output of its row
@@ -200,8 +201,12 @@ class CrossEntropy(LossType):
     prose_before = r"""\paragraph{Loss and output.} Let $\ell = -\sum_{k} {\VAR{names.symbol('Y')}}_{k} \log {\VAR{out}}_{k}$ be the cross-entropy of one sample, written with its
 prediction $\VAR{out} = \operatorname{softmax}(\VAR{target})$. With $\partial \log {\VAR{out}}_{k}/\partial {\VAR{target}}_{j} = \delta_{kj} - {\VAR{out}}_{j}$ and a target row that sums to $1$:"""
     prose_after = r"""The sum of the target row is $1$, so the derivative at the logits is the prediction error: the \emph{identity} obligation
-of Section~\ref{\VAR{sec}verification-section}. The loss is computed from the logits $\VAR{target}$ by the log-sum-exp: its
-gradient never divides by a probability, which can round to $0$.
+of Section~\ref{\VAR{sec}verification-section}. The Jacobian of the softmax, a full $K \times K$ matrix for each sample, is never
+formed: it cancels against the derivative of the logarithm. For a one-hot target of class $y$, the gradient of the logit of
+the true class is ${\VAR{out}}_{y} - 1 < 0$ and that of every other class $k$ is ${\VAR{out}}_{k} > 0$, so a step of gradient descent
+raises the true class's logit and lowers the others in proportion to their probabilities; the gradient vanishes only when
+the prediction equals the target. The loss is computed from the logits $\VAR{target}$ by the log-sum-exp: its gradient never
+divides by a probability, which can round to $0$.
 """
 
     def declare(self, ctx: LossContext) -> Declaration:
