@@ -33,7 +33,8 @@ from gradproof.derive import texpr as tx
 from gradproof.derive.canonical import NormalForm, Polynomial, add_into, equal, prune, vanishes
 from gradproof.derive.layers import Use
 from gradproof.derive.network import LOSS_NAME, Network, Step, build
-from gradproof.derive.records import ProofRecord, index_label, timed
+from gradproof.derive.parametric.network_proofs import Budget, composition_record, parametric_records
+from gradproof.derive.records import REFUTED, ProofRecord, index_label, timed
 from gradproof.derive.records import fresh as _fresh
 from gradproof.derive.spec import forward_terms
 from gradproof.derive.statement import gradient_name, tensor_label, text
@@ -45,7 +46,7 @@ __all__ = ["ProofRecord", "all_hold", "obligation_keys", "prove"]
 LOCAL_BATCH = 2
 # The keys of the records the prover makes itself; the layer types bring the others (identities,
 # lemmas, conventions), which come first in a report (``obligation_keys``).
-OWN_KEYS = ("local", "end-to-end", "count", "batch")
+OWN_KEYS = ("parametric", "composition", "local", "end-to-end", "count", "batch")
 LEVELS = ("identity", "lemma", "convention")
 # Largest whole-batch forward graph (multiply-adds) proven end to end at the spec's batch.
 END_TO_END_TERMS = 20_000
@@ -376,21 +377,86 @@ def _end_to_end(network: Network, progress) -> list[ProofRecord]:
 
 
 def prove(
-    network: Network, progress: Callable[[], None] = lambda: None, end_to_end: bool = True
+    network: Network,
+    progress: Callable[[], None] = lambda: None,
+    budget: Budget | None = None,
+    say: Callable[[str], None] = lambda text: None,
+    end_to_end: bool = True,
 ) -> list[ProofRecord]:
-    """Every obligation of ``network``, in report order (``end_to_end=False``: all but end to end)."""
+    """Every obligation of ``network``, in report order.
+
+    The theorems for all sizes always run; an element-wise proof at the network's sizes runs when
+    ``budget`` admits its estimated cost (``derive.parametric.network_proofs``), and the
+    composition record says which did (``end_to_end=False``: never end to end). A network with
+    ``proof = "reduced"`` is proven element-wise on its miniature. ``say`` hears what a long proof
+    is doing.
+    """
+    budget = budget or Budget()
     if network.spec.proof == "reduced":
-        return _reduced(network, progress)
+        return _reduced(network, progress, budget, say, end_to_end)
+    theorems, of_rule = _theorems(network, say)
+    records = _size_free(network, say) + theorems
+    element_wise, local_names, whole, runs = _element_wise(network, progress, budget, say, end_to_end)
+    records.append(composition_record(network, of_rule, local_names, whole))
+    records += element_wise
+    _refuted_by_theorem(records, of_rule)
+    return records
+
+
+def _theorems(network: Network, say: Callable[[str], None]):
+    say("theorems for all sizes")
+    return parametric_records(network)
+
+
+def _size_free(network: Network, say: Callable[[str], None]) -> list[ProofRecord]:
+    """Identities, lemmas and conventions."""
+    say("identities, lemmas and conventions")
     records = [use.obligation.prove(*use.args) for use in network_uses(network)]
     for step in network.steps[:-1]:
         records += [convention.prove(network, step) for convention in step.rule.conventions]
-    for step in network.steps:
-        records += _local_proofs(network, step)
-        progress()
-    if end_to_end:
-        records += _end_to_end(network, progress)
-    records.append(_batch_reduction(network))
     return records
+
+
+def _element_wise(network: Network, progress, budget: Budget, say, end_to_end: bool):
+    """The local and end-to-end proofs at the network's sizes that fit ``budget``, and what ran."""
+    records, local_names = [], []
+    for step in network.steps:
+        cost = budget.local_cost(step)
+        if budget.fits(cost):
+            say(f"local proof of {step.output.name} (estimated {budget.estimate(cost)})")
+            records += _local_proofs(network, step)
+            local_names.append(step.output.name)
+        progress()
+    whole = budget.end_to_end_cost(network)
+    runs = end_to_end and budget.fits(whole)
+    estimate = f"estimated {budget.estimate(whole)}, budget {budget.seconds:g} s"
+    if runs:
+        words = f"proven entry by entry ({estimate})"
+    elif end_to_end:
+        words = f"not run ({estimate})"
+    else:
+        words = "not run (beyond the element-wise limits)"
+    if runs:
+        say(f"end-to-end proof ({estimate})")
+        records += _end_to_end(network, progress)
+    if len(local_names) == len(network.steps):  # the batch rule extends the local proofs to any N
+        records.append(_batch_reduction(network))
+    return records, local_names, words, runs
+
+
+def _refuted_by_theorem(records: list[ProofRecord], of_rule: dict) -> None:
+    """A failed entry-wise record whose rule's theorem is refuted is refuted, by its counterexample."""
+    for record in records:
+        theorem = of_rule.get((record.step_output, record.target))
+        if (
+            record.level == "local"
+            and not record.holds
+            and theorem is not None
+            and theorem.verdict == REFUTED
+        ):
+            record.verdict = REFUTED
+            record.counterexample = theorem.counterexample
+            record.reason = f"its theorem for all sizes is refuted: {theorem.failing}"
 
 
 def all_hold(records: list[ProofRecord]) -> bool:
@@ -400,29 +466,42 @@ def all_hold(records: list[ProofRecord]) -> bool:
 # ------------------------------------------------ a network proven by its miniature
 
 
-def _reduced(network: Network, progress: Callable[[], None]) -> list[ProofRecord]:
-    """The miniature proven element-wise, then shapes, composition and count at the network's sizes."""
-    small = miniature.miniature(network.spec)
-    sizes = miniature.describe(small)
-    whole = miniature.fits_end_to_end(small)
-    records = prove(build(small), progress, end_to_end=whole)
-    for record in records:
+def _reduced(network: Network, progress, budget: Budget, say, end_to_end: bool) -> list[ProofRecord]:
+    """Theorems for all sizes; the miniature proven element-wise; shapes, composition, count at full size."""
+    small_spec = miniature.miniature(network.spec)
+    sizes = miniature.describe(small_spec)
+    small = build(small_spec)
+    whole = end_to_end and miniature.fits_end_to_end(small_spec)
+    theorems, of_rule = _theorems(network, say)
+    records = _size_free(small, say)
+    element_wise, local_names, words, runs = _element_wise(small, progress, budget, say, whole)
+    for record in records + element_wise:
         if record.key in ("local", "end-to-end", "count", "batch") or record.level == "convention":
             record.sizes = sizes
             record.statement += f" [proven at reduced sizes: {sizes}]"
+    records += theorems
+    records.append(composition_record(network, of_rule, local_names, words, reduced=sizes))
+    records += element_wise
+    _refuted_by_theorem(records, of_rule)
+    if runs:
+        how = "it is proven end to end"
+    elif not whole:
+        how = (
+            "its end-to-end derivative is beyond the element-wise limits, so its layers are proven "
+            "locally and their composition at the network's sizes"
+        )
+    else:
+        how = (
+            "its end-to-end proof is beyond the budget, so its layers are proven locally and their "
+            "composition at the network's sizes"
+        )
     same = ProofRecord(
         "composition",
         "the miniature has the network's architecture",
         f"the network proven at reduced sizes ({sizes}) has the same layer types in the same order, "
         "the same kernels, strides, padding, windows, bias flags, loss, reduction and classes; only "
         "input channels, size, filters and hidden units are smaller, and the rules are declared once "
-        "per type; "
-        + (
-            "it is proven end to end"
-            if whole
-            else "its end-to-end derivative is beyond the element-wise limits, so its layers are proven "
-            "locally and their composition at the network's sizes"
-        ),
+        "per type; " + how,
         len(network.spec.layers),
         "comparison of the two specs, layer by layer",
         key="miniature",

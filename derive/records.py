@@ -46,6 +46,13 @@ class ProofRecord:
     # Where a record of a network proven by its miniature was proven: "input 1x16x16; widths 2, 2,
     # 3, 3, 10" (``derive.miniature``); empty at the network's own sizes.
     sizes: str = ""
+    # The verdict: "proven", "refuted" (a counterexample shows the two sides differ) or "not proven"
+    # (the method could not decide); a parametric record also states its hypotheses, and a refuted
+    # one its counterexample (sizes, the entry, both values, the values of the entries read).
+    verdict: str = ""
+    hypotheses: list[str] = field(default_factory=list)
+    counterexample: dict | None = None
+    reason: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +63,19 @@ def timed(record: ProofRecord, check: Callable[[], tuple[bool, str | None]]) -> 
     start = time.perf_counter()
     record.holds, record.failing = check()
     record.seconds = time.perf_counter() - start
+    record.verdict = PROVEN if record.holds else failed_verdict(record.level)
     return record
+
+
+PROVEN, REFUTED, NOT_PROVEN = "proven", "refuted", "not proven"
+# Levels whose check evaluates both sides exactly at concrete values: a failure is a counterexample.
+# The entry-wise comparisons (local, end-to-end, batch) test a normal form in independent atoms, which
+# can miss an identity between atoms (``[relu(z) > 0] = [z > 0]``): their failure is "not proven".
+EVALUATED_LEVELS = ("identity", "lemma", "convention", "count")
+
+
+def failed_verdict(level: str) -> str:
+    return REFUTED if level in EVALUATED_LEVELS else NOT_PROVEN
 
 
 def index_label(name: str, index: tuple[int, ...]) -> str:

@@ -17,7 +17,7 @@ def test_prove_default_prints_table_and_exits_zero(capsys):
     assert main(["prove"]) == 0
     out = capsys.readouterr().out
     assert "gradproof: small_cnn" in out
-    assert "23 obligations: 23 proven, 0 failed" in out
+    assert "35 obligations: 35 proven, 0 failed" in out  # 23 at these sizes, 12 for all sizes
     for m in range(3):
         for n in range(3):
             assert f"dL/dW1[0,0,{m},{n}]  proven" in out
@@ -27,7 +27,7 @@ def test_prove_json_is_machine_readable(capsys):
     assert main(["prove", "small_cnn", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["network"] == "small_cnn" and report["holds"] is True
-    levels = {r["level"] for r in report["records"]}
+    levels = {r["level"] for r in report["records"]} - {"parametric", "composition"}
     assert levels == {"identity", "lemma", "convention", "local", "end-to-end", "count", "batch"}
     assert all(r["holds"] and r["seconds"] >= 0 for r in report["records"])
 
