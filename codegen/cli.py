@@ -26,6 +26,7 @@ from gradproof.codegen import manifest
 from gradproof.codegen.project import Project, ProjectError, build_command, find, load_spec
 from gradproof.derive import prover
 from gradproof.derive.network import Network, build
+from gradproof.derive.parametric.network_proofs import DEFAULT_BUDGET_SECONDS, Budget
 from gradproof.derive.spec import SpecError, builtin_names
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_IO, EXIT_TOOL_MISSING = 0, 1, 2, 3, 4
@@ -51,10 +52,23 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _prove(network: Network, quiet: bool) -> tuple[list[prover.ProofRecord], float]:
-    """Prove with a progress bar that appears only when proving takes more than a few seconds."""
+def _prove(
+    network: Network, quiet: bool, budget: float | None = None
+) -> tuple[list[prover.ProofRecord], float]:
+    """Prove with a progress bar that appears only when proving takes more than a few seconds.
+
+    Without a terminal (CI) there is no bar; after the same few seconds each phase of the proof is
+    named on stderr instead, so a long proof is never silent.
+    """
     total = len(network.steps) + len(network.params)  # prove() reports once per step and per parameter
     start = time.perf_counter()
+    narrate = not quiet and not sys.stderr.isatty()
+
+    def phase(text: str) -> None:
+        if narrate and time.perf_counter() - start > 3:
+            print(f"gradproof: proving {network.spec.name}: {text}", file=sys.stderr, flush=True)
+
+    options = {} if budget is None else {"budget": Budget(budget)}
     with tqdm(
         total=total,
         desc=f"proving {network.spec.name}",
@@ -64,7 +78,7 @@ def _prove(network: Network, quiet: bool) -> tuple[list[prover.ProofRecord], flo
         leave=False,
         file=sys.stderr,
     ) as bar:
-        records = prover.prove(network, progress=lambda: bar.update())
+        records = prover.prove(network, progress=lambda: bar.update(), say=phase, **options)
     return records, time.perf_counter() - start
 
 
@@ -74,20 +88,27 @@ def _format_ms(seconds: float) -> str:
 
 def print_table(network: Network, records: list[prover.ProofRecord], seconds: float, verbose: bool) -> None:
     say(f"gradproof: {network.spec.name} ({network.spec.source}; sympy {sympy.__version__})")
-    say(f"  {'verdict':8} {'level':11} {'obligation':46} {'entries':>7} {'time':>12}")
+    say(f"  {'verdict':10} {'level':11} {'obligation':46} {'entries':>7} {'time':>12}")
     for r in records:
-        verdict = "proven" if r.holds else "FAILED"
-        say(f"  {verdict:8} {r.level:11} {r.name:46} {r.entries:7d} {_format_ms(r.seconds):>12}")
+        verdict = r.verdict or ("proven" if r.holds else "not proven")
+        say(f"  {verdict:10} {r.level:11} {r.name:46} {r.entries:7d} {_format_ms(r.seconds):>12}")
         if verbose or not r.holds:
-            say(f"{'':22}{r.statement}")
-            say(f"{'':22}method: {r.method}")
+            say(f"{'':24}{r.statement}")
+            for hypothesis in r.hypotheses:
+                say(f"{'':24}hypothesis: {hypothesis}")
+            say(f"{'':24}method: {r.method}")
         if r.failing:
-            say(f"{'':22}first failing entry: {r.failing}")
+            what = "counterexample" if r.level == "parametric" and r.counterexample else "first failing entry"
+            say(f"{'':24}{what}: {r.failing}")
+        if r.reason:
+            say(f"{'':24}why: {r.reason}")
         for entry in r.entry_names:
-            say(f"{'':22}{entry}  {'proven' if r.holds else '-'}")
-    failed = sum(not r.holds for r in records)
-    proven = len(records) - failed
-    say(f"{plural(len(records), 'obligation')}: {proven} proven, {failed} failed in {seconds:.2f} s")
+            say(f"{'':24}{entry}  {'proven' if r.holds else '-'}")
+    counts = {
+        v: sum((r.verdict or "not proven") == v for r in records) for v in ("proven", "refuted", "not proven")
+    }
+    tally = ", ".join(f"{n} {v}" for v, n in counts.items())
+    say(f"{plural(len(records), 'obligation')}: {tally} in {seconds:.2f} s")
 
 
 def _load(reference: str, project: Project | None = None) -> Network:
@@ -97,7 +118,7 @@ def _load(reference: str, project: Project | None = None) -> Network:
 
 def cmd_prove(args) -> int:
     network = _load(args.network)
-    records, seconds = _prove(network, quiet=args.json)
+    records, seconds = _prove(network, quiet=args.json, budget=args.budget)
     if args.json:
         report = {
             "network": network.spec.name,
@@ -330,6 +351,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("network", nargs="?", default=DEFAULT_NETWORK, help=network_help)
     p.add_argument("--json", action="store_true", help="print the proof records as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print each statement and method")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run an element-wise proof at the network's sizes only when its estimated time is within "
+        f"SECONDS (default {DEFAULT_BUDGET_SECONDS:g}); the theorems for all sizes always run",
+    )
     p.set_defaults(run=cmd_prove)
 
     p = commands.add_parser("build", help="prove, then write the NumPy module and LaTeX derivation")

@@ -132,8 +132,11 @@ def test_cli_prove_exits_one_and_names_the_failing_entry(nodes, monkeypatch, cap
     monkeypatch.setattr(cli, "_load", _mutated_loader(mutant))
     assert cli.main(["prove", "small_cnn"]) == 1
     out = capsys.readouterr().out
-    assert "FAILED   end-to-end  dL/dW1" in out
+    assert "not proven end-to-end  dL/dW1" in out  # entry by entry: a normal form that differs
     assert "first failing entry: dL/dW1[0,0,0,0]" in out
+    assert "refuted    local       conv2d: dL/dW1" in out  # its theorem has a counterexample
+    assert "refuted    parametric  conv2d: dL/dW1 (all sizes)" in out
+    assert "counterexample: at " in out and "by the derivative" in out
     assert "dL/dW1 = correlate(X, turn180(dL/dZ1))" in out  # the statement shows the wrong rule
 
 
@@ -173,5 +176,5 @@ def test_cli_in_a_subprocess_rejects_a_wrong_rule_in_the_table():
     )
     assert result.returncode == 1, result.stderr
     assert "first failing entry: dL/dW1[0,0,0,0]" in result.stdout
-    assert "FAILED   local       conv2d: dL/dW1" in result.stdout
+    assert "refuted    local       conv2d: dL/dW1" in result.stdout
     assert type(layers.LAYERS["conv2d"]) is Conv2d  # this process's table is untouched
