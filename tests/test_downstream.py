@@ -229,7 +229,7 @@ def test_check_fails_on_a_stale_output_and_build_removes_it(command, tmp_path):
     left = run(command, "check", cwd=repo)
     assert left.returncode == 1
     assert "paper_cnn: stale: docs/derivations/paper_cnn/dP1.tex" in left.stdout
-    assert "paper_cnn: 20 obligations, 0 failed, 0 files drifted, 1 stale" in left.stdout
+    assert "paper_cnn: 31 obligations, 0 failed, 0 files drifted, 1 stale" in left.stdout  # 11 for all sizes
 
 
 def test_check_reports_the_outputs_of_a_spec_no_longer_declared(command, tmp_path):
@@ -289,7 +289,7 @@ def test_editable_install_checks_its_own_builtins_only_in_its_own_repository():
     command = _editable_gradproof()
     result = run(command, "check", "mlp", cwd=ROOT / "docs")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "mlp: 17 obligations" in result.stdout
+    assert "mlp: 26 obligations" in result.stdout  # 9 theorems for all sizes and their composition
 
 
 HOSTILE_STYLE = """
