@@ -353,7 +353,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print each statement and method")
     p.add_argument(
         "--budget",
-        type=float,
+        type=_seconds,
         default=None,
         metavar="SECONDS",
         help="run an element-wise proof at the network's sizes only when its estimated time is within "
@@ -389,6 +389,17 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("networks", help="list the built-in networks")
     p.set_defaults(run=cmd_networks)
     return top
+
+
+def _seconds(text: str) -> float:
+    """A --budget: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

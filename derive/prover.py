@@ -14,7 +14,10 @@ Obligations, in the order they are reported:
 - *end-to-end*: SymPy differentiates the whole scalar loss of one sample with
   respect to every parameter entry; each equals the rules composed from the
   loss back;
-- *count*: the loss depends on exactly the declared trainable parameters.
+- *count*: the loss depends on exactly the declared trainable parameters;
+- *parametric* and their *composition*: every rule for all sizes, and the network's rules as
+  those theorems at its sizes, chained (``derive.parametric.network_proofs``). Local and
+  end-to-end proofs run where a deterministic cost model puts them within the budget.
 
 Identities hold on the region where no ReLU input is 0 and no pooling window
 has tied values; kinks and ties are the convention obligations' job.
@@ -509,7 +512,7 @@ def _reduced(network: Network, progress, budget: Budget, say, end_to_end: bool) 
     )
 
     def architecture():
-        holds = miniature.same_architecture(network.spec, small)
+        holds = miniature.same_architecture(network.spec, small_spec)
         return holds, None if holds else "architecture"
 
     records.append(timed(same, architecture))

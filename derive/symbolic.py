@@ -59,6 +59,10 @@ class step(sp.Function):  # noqa: N801 - SymPy function classes are lower case
     def eval(cls, u, at_zero):
         if u.is_Number:
             return sp.Integer(1) if u > 0 else sp.Integer(0) if u < 0 else at_zero
+        if isinstance(u, relu) and at_zero == 0:
+            # H(relu(z), 0) = H(z, 0): both are 1 where z > 0 and 0 where z <= 0 (relu(z) = 0 there).
+            # So the ReLU mask read from the output, [A > 0], is the mask read from the input.
+            return cls(u.args[0], at_zero)
         return None
 
 

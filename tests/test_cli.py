@@ -113,7 +113,7 @@ def test_a_spec_and_a_pyproject_with_a_byte_order_mark_are_read(tmp_path, monkey
     assert cli.main(["prove", "net.toml"]) == 0
     assert cli.main(["build"]) == 0
     assert cli.main(["check"]) == 0
-    assert "bom_net: 26 obligations, 0 failed, 0 files drifted, 0 stale" in capsys.readouterr().out
+    assert "bom_net: 23 obligations, 0 failed, 0 files drifted, 0 stale" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -161,13 +161,13 @@ def test_hints_are_true_and_counted(project, capsys):
     module.write_text(module.read_text().replace("import numpy as np", "import numpy as np  # mine"))
     assert cli.main(["check", "mlp"]) == 1
     captured = capsys.readouterr()
-    assert "mlp: 26 obligations, 0 failed, 1 file drifted, 0 stale" in captured.out
+    assert "mlp: 23 obligations, 0 failed, 1 file drifted, 0 stale" in captured.out
     assert "hand-edited files are overwritten only when forced: gradproof build mlp --force" in captured.err
     (project / "docs" / "derivations" / "mlp.tex").unlink()
     (project / "docs" / "derivations" / "mlp" / "dW1.tex").unlink()
     assert cli.main(["check", "mlp"]) == 1
     captured = capsys.readouterr()
-    assert "mlp: 26 obligations, 0 failed, 3 files drifted, 0 stale" in captured.out
+    assert "mlp: 23 obligations, 0 failed, 3 files drifted, 0 stale" in captured.out
     assert "regenerate after review: gradproof build mlp\n" in captured.err
     assert cli.main(["build", "mlp", "--force"]) == 0
     assert cli.main(["check", "mlp"]) == 0
@@ -220,3 +220,10 @@ def test_a_long_proof_says_what_it_does_without_a_terminal():
     )
     assert result.returncode == 0, result.stderr
     assert "gradproof: proving mnist_cnn8: " in result.stderr
+
+
+@pytest.mark.parametrize("budget", ["-1", "nan", "inf", "soon"])
+def test_a_bad_budget_is_bad_input_named(budget, capsys):
+    assert main(["prove", "mlp", "--budget", budget]) == 2
+    captured = capsys.readouterr()
+    assert "--budget" in captured.err and repr(budget) in captured.err and captured.out == ""

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sympy as sp
 
 from gradproof.codegen import cli
 from gradproof.derive import layers, prover
@@ -18,6 +19,7 @@ from gradproof.derive import texpr as tx
 from gradproof.derive.layers.convolution import Conv2d
 from gradproof.derive.parametric.catalogue import NoTheorem
 from gradproof.derive.parametric.instances import template
+from gradproof.derive.symbolic import relu, step
 from tests.wrong_rules import (
     CATALOGUE,
     TEST_SPECS,
@@ -60,7 +62,8 @@ def test_wrong_rule_is_rejected_by_the_predicted_obligations(mutant, nodes):
 def _has_theorem(mutant) -> bool:
     """Whether every step the mutant changes is of a type with a theorem for all sizes."""
     original, mutated = network_named(mutant.network), mutant.network_under_test()
-    changed = [s for s, o in zip(mutated.steps, original.steps, strict=True) if (s.rules, s.forward) != (o.rules, o.forward)]
+    pairs = zip(mutated.steps, original.steps, strict=True)
+    changed = [s for s, o in pairs if (s.rules, s.forward) != (o.rules, o.forward)]
     try:
         for step in changed:
             template(mutated, step)
@@ -121,6 +124,53 @@ def test_every_rule_in_the_backward_chain_is_checked_end_to_end(nodes):
     for mutant in CATALOGUE:
         has_e2e = any(name.startswith("end-to-end") for name in mutant.must_fail)
         assert has_e2e == (mutant.name not in batch_only | off_chain), mutant.name
+
+
+def _relu_rule_from_the_output(rule):
+    """small_cnn with its ReLU rule ``dZ1 = rule(dA1, A1)``, read from the layer's output A1."""
+    return replace_rule(network_named("small_cnn"), "relu", "Z1", lambda s: rule(s.upstream, s.output))
+
+
+def test_the_equivalent_relu_mask_read_from_the_output_is_proven(monkeypatch, capsys):
+    """dZ1 = dA1 * [A1 > 0]: another rule with the same derivative (issue 15), proven at every level."""
+    network = _relu_rule_from_the_output(lambda g, a: tx.Product(g, tx.StepMask(a)))
+    records = prover.prove(network)
+    assert {r.verdict for r in records} == {"proven"}
+    (theorem,) = [r for r in records if r.level == "parametric" and r.name.startswith("relu")]
+    assert theorem.statement.startswith("dL/dZ1 = dL/dA1 ⊙ [A1 > 0] for all ")
+    assert [r.name for r in records if r.level in ("local", "end-to-end") and "Z1" in r.name] == [
+        "relu: dL/dZ1"
+    ]
+    monkeypatch.setattr(cli, "_load", lambda reference: network)
+    assert cli.main(["prove", "small_cnn", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (relu,) = [r for r in report["records"] if r["name"] == theorem.name]
+    assert relu["level"] == "parametric" and relu["verdict"] == "proven" and relu["holds"] is True
+
+
+def test_control_a_wrong_rule_read_from_the_output_is_refuted_with_its_counterexample(monkeypatch, capsys):
+    """dZ1 = dA1 * A1 reads the output as well; the theorem's counterexample is printed."""
+    network = _relu_rule_from_the_output(tx.Product)
+    monkeypatch.setattr(cli, "_load", lambda reference: network)
+    assert cli.main(["prove", "small_cnn"]) == 1
+    out = capsys.readouterr().out
+    assert "refuted    parametric  relu: dL/dZ1 (all sizes)" in out
+    assert "counterexample: at " in out and "by the derivative" in out
+    assert "refuted    local       relu: dL/dZ1" in out
+    assert cli.main(["prove", "small_cnn", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    (relu,) = [r for r in report["records"] if r["level"] == "parametric" and r["name"].startswith("relu")]
+    assert relu["verdict"] == "refuted" and relu["counterexample"]["sizes"]
+
+
+def test_the_mask_of_a_relu_output_is_the_mask_of_its_input_exactly_where_h0_is_0():
+    """The entry-wise reading's one rewrite, H(relu(z), 0) = H(z, 0), against max(0, c) > 0 by cases."""
+    z = sp.Symbol("z", real=True)
+    rewritten = step(relu(z), 0)
+    assert rewritten == step(z, 0)
+    for c in (-3, 0, sp.Rational(1, 2)):
+        assert rewritten.subs(z, c) == (1 if max(0, c) > 0 else 0)
+    assert step(relu(z), sp.Rational(1, 2)).args[0] == relu(z)  # H(0) = 1/2 differs at z < 0: kept
 
 
 def _mutated_loader(mutant):

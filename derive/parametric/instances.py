@@ -68,15 +68,30 @@ def statements_for(network: Network, step: Step) -> tuple[Theorem, list[Statemen
         except ValueError as outside:
             raise NoTheorem(str(outside)) from None
         reshapes = {step.input.shape: base.shapes[theorem.roles["input"]]}
-        out.append(
-            dataclasses.replace(
-                base,
-                forward=renamed(step.forward, names),
-                rule=renamed(rule, names),
-                reshapes=reshapes,
-            )
+        statement = dataclasses.replace(
+            base,
+            forward=renamed(step.forward, names),
+            rule=renamed(rule, names),
+            reshapes=reshapes,
         )
+        out.append(_output_defined(statement, step, names))
     return theorem, out
+
+
+def _output_defined(statement: Statement, step: Step, names: dict[str, str]) -> Statement:
+    """A rule that reads the layer's output (``dZ = dA * [A > 0]``) reads it as the forward map."""
+    if step.upstream is None:
+        return statement
+    output = names[step.output.name]
+    reads = {t.name for t in tx.tensors_in(statement.rule)}
+    if output not in reads or output in statement.definitions:
+        return statement
+    shape = statement.shapes.get(output) or statement.reading().shape(statement.forward)
+    return dataclasses.replace(
+        statement,
+        definitions={**statement.definitions, output: statement.forward},
+        shapes={**statement.shapes, output: shape},
+    )
 
 
 def instance_sizes(network: Network, step: Step, statement: Statement) -> dict[sp.Symbol, int] | None:

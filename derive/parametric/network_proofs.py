@@ -20,6 +20,7 @@ a product of U two-term bases.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from math import prod
@@ -95,13 +96,26 @@ def parametric_records(network: Network) -> tuple[list[ProofRecord], dict[tuple[
         except NoTheorem:
             continue
         for (target, _), statement in zip(step.rules.items(), statements, strict=True):
-            signature = (theorem.key, statement.target, repr(statement.rule), repr(statement.forward))
+            # The statement reads its tensors with the theorem's symbolic shapes, so two layers of one
+            # type at different sizes state one theorem.
+            signature = (theorem.key, statement.target, _unsized(statement.rule), _unsized(statement.forward))
             signature += (len(statement.shapes[statement.target]),)
             if signature not in seen:
                 seen[signature] = _record(theorem.key, statement, prove(statement))
                 records.append(seen[signature])
             of_rule[(step.output.name, target)] = seen[signature]
     return records, of_rule
+
+
+def _unsized(expr: tx.Expr) -> str:
+    """``expr`` printed with every tensor's concrete dimensions left out."""
+    if isinstance(expr, tx.Tensor):
+        return expr.name
+    parts = [
+        _unsized(value) if isinstance(value, tx.Expr) else repr(value)
+        for value in (getattr(expr, f.name) for f in dataclasses.fields(expr))
+    ]
+    return f"{type(expr).__name__}({', '.join(parts)})"
 
 
 def _record(key: str, statement, verdict: Verdict) -> ProofRecord:
@@ -149,17 +163,18 @@ def composition_record(
     for step in network.steps:
         if step.input.shape != previous.shape and step.upstream is not None:
             problems.append(f"{step.output.name} reads {step.input.name} of shape {step.input.shape}")
+        if step.upstream is not None:
+            previous = step.output
         try:
             _, statements = statements_for(network, step)
         except NoTheorem:
             for target in step.rules:
                 label = tensor_label(gradient_name(target))
+                missing = f"{label}: {step.rule.name} has no theorem for all sizes"
                 if step.output.name in local:
-                    instances.append(f"{label}: {step.rule.name} has no theorem for all sizes, proven {where}")
+                    instances.append(f"{missing}, proven {where}")
                 else:
-                    problems.append(
-                        f"{label}: {step.rule.name} has no theorem for all sizes and its local proof did not run"
-                    )
+                    problems.append(f"{missing} and its local proof did not run")
             continue
         for (target, _), statement in zip(step.rules.items(), statements, strict=True):
             sizes = instance_sizes(network, step, statement)
@@ -169,8 +184,6 @@ def composition_record(
                 problems.append(f"{tensor_label(gradient_name(target))}: its theorem is not proven")
             else:
                 instances.append(f"{tensor_label(gradient_name(target))} at {_sizes_text(sizes)}")
-        if step.upstream is not None:
-            previous = step.output
     checked = f"element-wise {where}: local {', '.join(local) or 'none'}; end to end {end_to_end}"
     record = ProofRecord(
         "composition",
