@@ -53,6 +53,9 @@ class ProofRecord:
     hypotheses: list[str] = field(default_factory=list)
     counterexample: dict | None = None
     reason: str = ""
+    # A parametric record: the rules of the network that are this theorem, each as (the output of
+    # its step, the tensor it differentiates): ("Z1", "W1"), ("Z3", "W3").
+    instances: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -104,6 +104,7 @@ def parametric_records(network: Network) -> tuple[list[ProofRecord], dict[tuple[
                 seen[signature] = _record(theorem.key, statement, prove(statement))
                 records.append(seen[signature])
             of_rule[(step.output.name, target)] = seen[signature]
+            seen[signature].instances.append((step.output.name, target))
     return records, of_rule
 
 
