@@ -49,7 +49,7 @@ __all__ = ["ProofRecord", "all_hold", "obligation_keys", "prove"]
 LOCAL_BATCH = 2
 # The keys of the records the prover makes itself; the layer types bring the others (identities,
 # lemmas, conventions), which come first in a report (``obligation_keys``).
-OWN_KEYS = ("parametric", "composition", "local", "end-to-end", "count", "batch")
+OWN_KEYS = ("parametric", "theorems-composed", "local", "end-to-end", "count", "batch")
 LEVELS = ("identity", "lemma", "convention")
 # Largest whole-batch forward graph (multiply-adds) proven end to end at the spec's batch.
 END_TO_END_TERMS = 20_000

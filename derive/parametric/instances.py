@@ -17,6 +17,7 @@ import sympy as sp
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network, Step
 from gradproof.derive.parametric.catalogue import NoTheorem, Theorem, theorem_of
+from gradproof.derive.parametric.reading import IndexReading
 from gradproof.derive.parametric.theorem import Statement
 
 
@@ -53,8 +54,30 @@ def step_names(network: Network, step: Step, theorem: Theorem) -> dict[str, str]
     return names
 
 
+def unreadable(expr: tx.Expr) -> list[str]:
+    """The operations in ``expr`` that have no index-form reading (a floor-mode pooling's crop)."""
+    out = []
+    if not (
+        hasattr(IndexReading, f"read_{type(expr).__name__}")
+        and hasattr(IndexReading, f"shape_{type(expr).__name__}")
+    ):
+        out.append(type(expr).__name__)
+    for f in dataclasses.fields(expr):
+        value = getattr(expr, f.name)
+        if isinstance(value, tx.Expr):
+            out += [name for name in unreadable(value) if name not in out]
+    return out
+
+
 def statements_for(network: Network, step: Step) -> tuple[Theorem, list[Statement]]:
     theorem = template(network, step)
+    missing = unreadable(step.forward) + [n for rule in step.rules.values() for n in unreadable(rule)]
+    if missing:
+        # Not the catalogue's statement: the layer's own forward map or rule uses an operation (a
+        # test's, or a case such as a window that does not divide the input) the theorem does not read.
+        raise NoTheorem(
+            f"no theorem for all sizes of this {step.rule.name}: {', '.join(sorted(set(missing)))}"
+        )
     names = step_names(network, step, theorem)
     rank = len(step.input.shape)
     candidates = [s for s in theorem.statements if len(s.shapes[theorem.roles["input"]]) == rank]
