@@ -33,7 +33,8 @@ def test_prove_returns_the_records_as_a_table(small_cnn):
     proof = small_cnn.prove()
     assert isinstance(proof, Proof) and proof.holds and proof is small_cnn.prove()  # proven once
     records = prover.prove(small_cnn.network)
-    assert [r.name for r in proof] == [r.name for r in records] and len(proof) == 35  # 23 at its sizes, 11 theorems, their composition
+    # 23 obligations at its sizes, 11 theorems for all sizes, their composition
+    assert [r.name for r in proof] == [r.name for r in records] and len(proof) == 35
     table = proof._repr_html_()
     assert table.count("<tr>") == len(records) + 1 and "FAILED" not in table
     for record in records:
