@@ -58,14 +58,16 @@ def _prove(
     """Prove with a progress bar that appears only when proving takes more than a few seconds.
 
     Without a terminal (CI) there is no bar; after the same few seconds each phase of the proof is
-    named on stderr instead, so a long proof is never silent.
+    named on stderr instead, so a long proof is never silent. GRADPROOF_PROGRESS_DELAY (seconds, default
+    3) sets how long a proof runs before either appears.
     """
     total = len(network.steps) + len(network.params)  # prove() reports once per step and per parameter
     start = time.perf_counter()
     narrate = not quiet and not sys.stderr.isatty()
+    delay = float(os.environ.get("GRADPROOF_PROGRESS_DELAY", "3"))
 
     def phase(text: str) -> None:
-        if narrate and time.perf_counter() - start > 3:
+        if narrate and time.perf_counter() - start > delay:
             print(f"gradproof: proving {network.spec.name}: {text}", file=sys.stderr, flush=True)
 
     options = {} if budget is None else {"budget": Budget(budget)}
@@ -73,7 +75,7 @@ def _prove(
         total=total,
         desc=f"proving {network.spec.name}",
         unit="step",
-        delay=3,
+        delay=delay,
         disable=quiet or None,
         leave=False,
         file=sys.stderr,

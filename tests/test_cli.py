@@ -1,6 +1,7 @@
 """The command line: table, JSON, the list of networks, exit codes."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -212,14 +213,18 @@ def test_a_large_network_is_proven_by_its_theorems_and_says_so(capsys):
 
 
 def test_a_long_proof_says_what_it_does_without_a_terminal():
-    result = subprocess.run(
-        [sys.executable, "-m", "gradproof.codegen.cli", "prove", "benchmarks/specs/mnist_cnn8.toml"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "gradproof: proving mnist_cnn8: " in result.stderr
+    """Without a terminal, a proof that runs past the delay names its phases on stderr; a quick one is quiet."""
+
+    def prove(delay: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "GRADPROOF_PROGRESS_DELAY": delay}
+        command = [sys.executable, "-m", "gradproof.codegen.cli", "prove", "small_cnn"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+    narrated = prove("0")
+    assert narrated.returncode == 0, narrated.stderr
+    assert "gradproof: proving small_cnn: end-to-end proof" in narrated.stderr
+    quiet = prove("600")
+    assert quiet.returncode == 0 and "gradproof: proving" not in quiet.stderr
 
 
 @pytest.mark.parametrize("budget", ["-1", "nan", "inf", "soon"])
