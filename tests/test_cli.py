@@ -213,7 +213,7 @@ def test_a_large_network_is_proven_by_its_theorems_and_says_so(capsys):
 
 
 def test_a_long_proof_says_what_it_does_without_a_terminal():
-    """Without a terminal, a proof that runs past the delay names its phases on stderr; a quick one is quiet."""
+    """Without a terminal, a proof past the delay names its phases on stderr; a quick one is quiet."""
 
     def prove(delay: str) -> subprocess.CompletedProcess:
         env = {**os.environ, "GRADPROOF_PROGRESS_DELAY": delay}
