@@ -109,7 +109,19 @@ def test_a_wrong_rule_is_refuted_on_the_miniature(lenet):
         rules={z.name: tx.Product(small_steps[index].upstream, tx.OneMinus(small_steps[index].output))},
     )
     records = prover.prove(dataclasses.replace(small, steps=tuple(small_steps)), end_to_end=False)
-    assert [r.name for r in records if not r.holds] == ["tanh: dL/dZ3"]
+    refuted = [r for r in records if not r.holds]
+    # refuted for all sizes (a theorem of its own, covering that layer only), on the miniature, and
+    # so the composition of the network's rules fails
+    assert [(r.level, r.name) for r in refuted] == [
+        ("parametric", "tanh: dL/dZ1 (all sizes)"),
+        ("composition", "rules composed by the chain rule"),
+        ("local", "tanh: dL/dZ3"),
+    ]
+    theorem = refuted[0]
+    assert theorem.verdict == "refuted" and theorem.counterexample
+    assert theorem.instances == [("A3", "Z3")]
+    proven = [r for r in records if r.level == "parametric" and r.name == theorem.name and r.holds]
+    assert [i for r in proven for i in r.instances] == [("A1", "Z1"), ("A2", "Z2"), ("A4", "Z4")]
     assert wrong_network.steps[index].rules[z.name] == wrong  # the mutation is the one refuted above
 
 
