@@ -81,7 +81,7 @@ def test_every_builtin_has_a_markdown_reading_with_front_matter_and_a_header(pat
     first = ["Introduction"] * bool(about.text) + ["Architecture"]
     last = ["Verification"] + ["References"] * bool(about.references)
     expected = [f"{n}. {h}" for n, h in enumerate(first, 1)] + [
-        f"{10 + len(first) - 2 + n}. {h}" for n, h in enumerate(last, 1)
+        f"{11 + len(first) - 2 + n}. {h}" for n, h in enumerate(last, 1)
     ]
     assert headings[1 : 1 + len(first)] + headings[-len(last) :] == expected
     for anchor in re.findall(r"\]\(#([^)]+)\)", text):

@@ -21,6 +21,7 @@ from gradproof.codegen.latex.layout import PAGE, Layout, break_lines, breakable_
 from gradproof.codegen.latex.names import Names
 from gradproof.codegen.latex.printer import LatexReading, batch_size, definitions, shape_tex
 from gradproof.codegen.latex.shapes import ShapeReading, jacobian_shape, per_sample
+from gradproof.codegen.latex.theorems import Theorems
 from gradproof.codegen.latex.verification import Verification
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network, Step, gradient_name
@@ -601,6 +602,7 @@ class Derivation:
         self.weight_entries()
         self.error_form()
         self.shape_tracking()
+        self.blocks.append(Theorems(self).block())
         verification = Verification(self.network, self.records, self.names).block()
         verification.data["ragged"] = self.layout.breakable_math
         if self.layout.breakable_math:

@@ -99,7 +99,12 @@ def parametric_records(network: Network) -> tuple[list[ProofRecord], dict[tuple[
             # The statement reads its tensors with the theorem's symbolic shapes, so two layers of one
             # type at different sizes state one theorem.
             signature = (theorem.key, statement.target, _unsized(statement.rule), _unsized(statement.forward))
-            signature += (len(statement.shapes[statement.target]),)
+            # The sizes a step fixes (a strided step's input side, a pooling's remainder) are part of what
+            # is proven: a theorem with H = 9 put in says nothing of a layer with H = 4.
+            signature += (
+                len(statement.shapes[statement.target]),
+                tuple(sorted(map(str, statement.fixed.items()))),
+            )
             if signature not in seen:
                 seen[signature] = _record(theorem.key, statement, prove(statement))
                 records.append(seen[signature])
