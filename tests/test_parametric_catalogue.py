@@ -95,41 +95,24 @@ STRIDED_TWICE = """
 name = "strided_twice"
 input = [1, 9, 9]
 loss = "bce"
-
-[[layers]]
-type = "conv2d"
-filters = 2
-kernel = 3
-stride = 2
-
-[[layers]]
-type = "conv2d"
-filters = 2
-kernel = 3
-stride = 2
-
-[[layers]]
-type = "flatten"
-
-[[layers]]
-type = "dense"
-units = 1
-
-[[layers]]
-type = "sigmoid"
+layers = [
+    { type = "conv2d", filters = 2, kernel = 3, stride = 2 },
+    { type = "conv2d", filters = 2, kernel = 3, stride = 2 },
+    { type = "flatten" },
+    { type = "dense", units = 1 },
+    { type = "sigmoid" },
+]
 """
 
 
-def test_a_theorem_with_a_size_put_in_covers_only_the_layers_of_that_size(tmp_path):
+def test_a_theorem_with_a_size_put_in_covers_only_the_layers_of_that_size():
     """A strided theorem is stated with the layer's input side put in (9, then 4 here): two strided
     layers of one type share no theorem, so neither is claimed at a side it was not proven for."""
     from gradproof.derive.network import build
     from gradproof.derive.parametric.network_proofs import parametric_records
-    from gradproof.derive.spec import load
+    from gradproof.derive.spec import parse
 
-    path = tmp_path / "strided_twice.toml"
-    path.write_text(STRIDED_TWICE)
-    records, of_rule = parametric_records(build(load(str(path))))
+    records, of_rule = parametric_records(build(parse(STRIDED_TWICE)))
     weight_theorems = [
         r for r in records if r.tensor == "conv2d/strided" and r.name.startswith("conv2d: dL/dW")
     ]
