@@ -151,15 +151,51 @@ FLOOR_DOCSTRING = (
 )
 
 
-class MaxPool2d(LayerType):
-    name = "maxpool2d"
-    kind = SELECTION
-    summary = "maximum of each window, stride = size"
+class WindowPooling(LayerType):
+    """What max- and average pooling share: windows of side ``size`` moving by ``size``, floor mode.
+
+    A subclass declares its forward map and rule for the covered part in ``_declared``.
+    """
+
     fields = (Field("size", "window height, width and stride"),)
     stem = "P"
     input_rank = "spatial"
+    shape_words = POOL_SHAPE_WORDS
+
+    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
+        return pooled_rule(before, after, options["size"])
+
+    def output_shape(self, shape: Shape, options: Options) -> Shape:
+        return floor_pooled(shape, options["size"])
+
+    def chain_paths(self, paths, before, options):
+        return spread_paths(paths, before, options["size"]), 0
+
+    def declare(self, ctx: Context) -> Declaration:
+        return self._declared(
+            ctx.input, ctx.upstream, ctx.options["size"], remainders(ctx.input, ctx.options["size"])
+        )
+
+    def _declared(self, a: Tensor, g: Tensor, size: int, rest) -> Declaration:
+        raise NotImplementedError
+
+    def theorem_cases(self, windows: tuple[int, ...]) -> tuple[Options, ...]:
+        return tuple({"size": s} for s in windows)
+
+    def latex_operation(self, options: Options, short: bool = False) -> str:
+        if short:
+            return r"\text{pool}"
+        size = options["size"]
+        return rf"\text{{{self.operation_word}}}\ {size}{{\times}}{size}"
+
+
+class MaxPool2d(WindowPooling):
+    name = "maxpool2d"
+    kind = SELECTION
+    summary = "maximum of each window, stride = size"
     conventions = (POOLING_TIES,)
     display = "Max-pooling"
+    operation_word = "max-pool"
     output_meaning = "max-pooled activation"
     docstring = (
         "max-pool sends each window's gradient to its first maximum in row-major order;",
@@ -180,25 +216,9 @@ the first position in row-major order (Section~\ref{\VAR{conventions_label}}).
 """,
     }
 
-    shape_words = POOL_SHAPE_WORDS
-
     def latex_description(self, options: Options) -> str:
         size = options["size"]
         return rf"Max-pooling ${size} \times {size}$"
-
-    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
-        return pooled_rule(before, after, options["size"])
-
-    def output_shape(self, shape: Shape, options: Options) -> Shape:
-        return floor_pooled(shape, options["size"])
-
-    def chain_paths(self, paths, before, options):
-        return spread_paths(paths, before, options["size"]), 0
-
-    def declare(self, ctx: Context) -> Declaration:
-        return self._declared(
-            ctx.input, ctx.upstream, ctx.options["size"], remainders(ctx.input, ctx.options["size"])
-        )
 
     def _declared(self, a: Tensor, g: Tensor, size: int, rest) -> Declaration:
         covered, restore = floor_mode(a, size, rest)
@@ -209,17 +229,8 @@ the first position in row-major order (Section~\ref{\VAR{conventions_label}}).
             self, options["size"], "on the region where no pooling window has two equal entries"
         )
 
-    def theorem_cases(self, windows: tuple[int, ...]) -> tuple[Options, ...]:
-        return tuple({"size": s} for s in windows)
-
     def lemmas(self, options: Options) -> tuple[Use, ...]:
         return (Use(WINDOW_LEMMA, (options["size"],)),)
-
-    def latex_operation(self, options: Options, short: bool = False) -> str:
-        if short:
-            return r"\text{pool}"
-        size = options["size"]
-        return rf"\text{{max-pool}}\ {size}{{\times}}{size}"
 
 
 # --------------------------------------------------------------- floor mode
@@ -282,21 +293,18 @@ def spread_paths(paths: np.ndarray, before: Shape, size: int) -> np.ndarray:
 # ------------------------------------------------------------------ avgpool
 
 
-class AvgPool2d(LayerType):
+class AvgPool2d(WindowPooling):
     name = "avgpool2d"
     kind = LINEAR
     summary = "mean of each window, stride = size"
-    fields = (Field("size", "window height, width and stride"),)
-    stem = "P"
-    input_rank = "spatial"
     display = "Average pooling"
+    operation_word = "avg-pool"
     output_meaning = "average-pooled activation"
     docstring = (
         "average pooling divides each window's gradient by size**2 and spreads it over the window;",
         FLOOR_DOCSTRING,
     )
     latex_conventions = (FLOOR_MODE,)
-    shape_words = POOL_SHAPE_WORDS
     prose = {
         "input": r"""\BLOCK{set g = block.data.layer}\paragraph{Average pooling.} It has no parameters. Each pooled value is the mean of the $\VAR{g.size * g.size}$ entries of its
 $\VAR{g.size} \times \VAR{g.size}$ window, so it depends on each of them with slope $1/\VAR{g.size * g.size}$. The windows do not overlap (they move by
@@ -311,23 +319,9 @@ columns of $\VAR{inp}$ that no window covers (floor mode, Section~\ref{\VAR{conv
         size = options["size"]
         return rf"Average pooling ${size} \times {size}$"
 
-    def latex_shape_rule(self, before: Shape, after: Shape, options: Options) -> str:
-        return pooled_rule(before, after, options["size"])
-
     def prose_data(self, before: Shape, after: Shape, options: Options) -> dict:
         size = options["size"]
         return {"size": size, "uncovered": bool(before[1] % size or before[2] % size)}
-
-    def output_shape(self, shape: Shape, options: Options) -> Shape:
-        return floor_pooled(shape, options["size"])
-
-    def chain_paths(self, paths, before, options):
-        return spread_paths(paths, before, options["size"]), 0
-
-    def declare(self, ctx: Context) -> Declaration:
-        return self._declared(
-            ctx.input, ctx.upstream, ctx.options["size"], remainders(ctx.input, ctx.options["size"])
-        )
 
     def _declared(self, a: Tensor, g: Tensor, size: int, rest) -> Declaration:
         covered, restore = floor_mode(a, size, rest)
@@ -336,12 +330,3 @@ columns of $\VAR{inp}$ that no window covers (floor mode, Section~\ref{\VAR{conv
 
     def all_sizes(self, options: Options) -> tuple[AllSizes, ...]:
         return pooling_all_sizes(self, options["size"])
-
-    def theorem_cases(self, windows: tuple[int, ...]) -> tuple[Options, ...]:
-        return tuple({"size": s} for s in windows)
-
-    def latex_operation(self, options: Options, short: bool = False) -> str:
-        if short:
-            return r"\text{pool}"
-        size = options["size"]
-        return rf"\text{{avg-pool}}\ {size}{{\times}}{size}"
