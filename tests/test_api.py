@@ -22,7 +22,8 @@ def small_cnn() -> NetworkDerivation:
 
 def test_the_readings_are_the_committed_outputs(small_cnn):
     latex = small_cnn.latex()
-    assert len(latex) == 29 and "docs/derivations/small_cnn/definitions.tex" in latex
+    assert len(latex) == 30 and "docs/derivations/small_cnn/definitions.tex" in latex
+    assert "docs/derivations/small_cnn/theorems.tex" in latex
     for relative, text in latex.items():
         assert (ROOT / relative).read_text(encoding="utf-8") == text, relative
     assert small_cnn.markdown() == (ROOT / "docs/derivations/small_cnn.md").read_text(encoding="utf-8")
