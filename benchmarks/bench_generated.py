@@ -60,7 +60,9 @@ Configurations:
 The compiled module (``generated/<name>_compiled.py``, numba kernels of the same proven rules, the
 optional extra ``compiled``) is a third contender in the same rounds when numba is installed
 (``--no-compiled`` leaves it out): the committed ``small_cnn_compiled`` and, for the MNIST-size
-network, the compiled emitter's module rendered into the temporary directory. Its compile time is
+network, the compiled emitter's module rendered into the temporary directory. The header says how
+each compiled module runs the benchmarked batches (its blocks of BLOCK samples, and the samples each
+thread computes). Its compile time is
 reported apart, before the tables: in child processes, the first call of the serial kernel (batch 1)
 and of the parallel one (a batch of two blocks or more) with a fresh ``NUMBA_CACHE_DIR`` (cold), then
 again in a new process on the same cache (warm, loading from numba's on-disk cache), per dtype. The
@@ -345,6 +347,22 @@ def print_compile_times(name: str, times: dict) -> None:
             f"= {cold['serial'] + cold['parallel']:.2f} s; warm (on-disk cache): "
             f"{warm['serial']:.3f} s + {warm['parallel']:.3f} s (import {warm['import']:.2f} s)"
         )
+
+
+def block_split(module) -> str:
+    """How the compiled module runs each benchmarked batch: its blocks, and in how many threads
+    (split as the module's ``_each_block`` splits them: consecutive runs of blocks, one per thread)."""
+    import numpy as np
+
+    parts = []
+    for batch in BATCHES:
+        blocks = module.blocks(batch)
+        runs = np.array_split(np.arange(len(blocks)), min(module.THREADS, len(blocks)))
+        samples = [sum(blocks[k][1] - blocks[k][0] for k in run) for run in runs]
+        split = " + ".join(str(n) for n in samples)
+        where = "this thread" if len(blocks) == 1 else f"{len(runs)} threads, {split} samples"
+        parts.append(f"batch {batch}: {len(blocks)} block{'s' if len(blocks) > 1 else ''} ({where})")
+    return f"BLOCK {module.BLOCK}, THREADS {module.THREADS}; " + "; ".join(parts)
 
 
 def layer_dicts(spec) -> list[dict]:
@@ -879,6 +897,9 @@ def main(argv: list[str] | None = None) -> int:
             + ("glibc thresholds fixed, heap never trimmed (steady state)" if steady else "glibc default")
         )
         if use_compiled:
+            print("\nhow the compiled modules split the batches (blocks of BLOCK samples, threads):")
+            for name, (_, _, module) in modules.items():
+                print(f"  {name:<11} {block_split(module)}")
             print("\ncompile time of the compiled modules (first calls, child processes):")
             for name, (_, spec, module) in modules.items():
                 print_compile_times(name, compile_times(module.__name__, paths[name], module, spec))
