@@ -30,8 +30,10 @@ INDENT = "    "
 # Kernels over one input channel with at most this many taps (up to 7x7) are unrolled into named
 # scalars; larger ones, and convolutions and weight gradients over several channels, loop over their
 # taps (a routed weight gradient stays unrolled up to this many taps). Unrolled over several
-# channels, lenet5's second convolution cost LLVM about 4 s of its cold compile (13.5 s against
-# 9.5 s, float32, on the benchmark machine) for a step 10 to 30 % faster.
+# channels, lenet5's second convolution cost LLVM about 1.5 s of its cold compile (float32, five
+# alternating cold compiles on the shared benchmark machine: 11.5 to 15 s unrolled, 10.8 to 12.4 s
+# looped; a first, noisier comparison gave 13.8 against 9.5 s) for a step 2 to 30 % faster (both
+# well ahead of the NumPy module).
 MAX_UNROLLED_TAPS = 49
 
 
