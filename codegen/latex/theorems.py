@@ -22,10 +22,10 @@ from gradproof.derive import texpr as tx
 from gradproof.derive.network import Step, gradient_name
 from gradproof.derive.parametric.instances import instance_sizes, statements_for, step_names
 from gradproof.derive.parametric.network_proofs import COMPOSITION_KEY, PARAMETRIC_KEY
-from gradproof.derive.parametric.theorem import PROVEN, Statement
+from gradproof.derive.parametric.theorem import NOT_PROVEN, PROVEN, REFUTED, Statement
 from gradproof.derive.records import ProofRecord
 
-VERDICT_WORDS = {PROVEN: "Proven", "refuted": "Refuted", "not proven": "Not proven"}
+VERDICT_WORDS = {PROVEN: "Proven", REFUTED: "Refuted", NOT_PROVEN: "Not proven"}
 
 
 def size_symbol(symbol: sp.Symbol, batch: sp.Symbol) -> str:
@@ -83,11 +83,10 @@ class Theorems:
         return next(s for s in self.network.steps if s.output.name == output and target in s.rules)
 
     def statement(self, step: Step, target: str) -> tuple[Statement, dict[str, str]]:
-        """The statement the prover proved for ``target`` of ``step``, and its names -> the network's."""
+        """The statement the prover proved for ``target`` of ``step``, and the step's tensor names ->
+        the statement's."""
         theorem, statements = statements_for(self.network, step)
-        statement = statements[list(step.rules).index(target)]
-        names = {v: k for k, v in step_names(self.network, step, theorem).items()}
-        return statement, names
+        return statements[list(step.rules).index(target)], step_names(self.network, step, theorem)
 
     def math(self, latex: str) -> str:
         """Inline math TeX may break after a relation: a padded input's shape is long even for a page."""
@@ -95,23 +94,24 @@ class Theorems:
 
     def readings(self, step: Step, statement: Statement, names: dict[str, str]):
         """The display and inline readings of the step's expressions, a reshape's sizes symbolic."""
-        ours = {v: k for k, v in names.items()}
         symbolic = {
-            t.shape: statement.shapes[ours[t.name]]
+            t.shape: statement.shapes[names[t.name]]
             for t in (step.input, step.output)
-            if ours.get(t.name) in statement.shapes
+            if names.get(t.name) in statement.shapes
         }
 
-        def atom(expr: tx.Expr) -> str | None:
-            shape = symbolic.get(tuple(expr.dims)) if isinstance(expr, tx.Reshape) else None
-            if shape is None:
-                return None
-            sizes = r"{\times}".join(size_latex(d, statement.batch) for d in shape)
-            return reading.apply(rf"\operatorname{{reshape}}_{{{sizes}}}", reading(expr.a))
+        def symbolic_reading(**style) -> LatexReading:
+            def atom(expr: tx.Expr) -> str | None:
+                shape = symbolic.get(tuple(expr.dims)) if isinstance(expr, tx.Reshape) else None
+                if shape is None:
+                    return None
+                sizes = r"{\times}".join(size_latex(d, statement.batch) for d in shape)
+                return reading.apply(rf"\operatorname{{reshape}}_{{{sizes}}}", reading(expr.a))
 
-        display = reading = LatexReading(self.names, atom=atom, batch=None)  # the batch stays a letter
-        inline = LatexReading(self.names, atom=atom, batch=None, brackets="plain", inline=True)
-        return display, inline
+            reading = LatexReading(self.names, atom=atom, batch=None, **style)  # the batch stays a letter
+            return reading
+
+        return symbolic_reading(), symbolic_reading(brackets="plain", inline=True)
 
     def item(self, number: int, record: ProofRecord) -> dict:
         output, target = record.instances[0]
@@ -167,32 +167,31 @@ class Theorems:
             read = [step.input, self.network.target]
         out = []
         for tensor in read:
-            theorem_name = next(k for k, v in names.items() if v == tensor.name)
-            shape = shape_latex(statement.shapes[theorem_name], statement.batch)
+            shape = shape_latex(statement.shapes[names[tensor.name]], statement.batch)
             out.append(self.math(rf"{self.names.symbol(tensor.name)} \in \mathbb{{R}}^{{{shape}}}"))
         return out
 
     def forward(self, step: Step, inline: LatexReading) -> str:
         """The layer's map; for the loss also the prediction its rule reads (``A_2 = sigma(Z_2)``)."""
-        # breakable inline math: a loss written out is longer than a line of a column, or even of a page
         if step.upstream is not None:
-            return f"${self.names.symbol(step.output.name)} = {inline(step.forward)}$"
+            return self.math(f"{self.names.symbol(step.output.name)} = {inline(step.forward)}")
         prediction = next(s for s in self.network.steps if s.output.name == self.network.output.name)
         defined = f"{self.names.symbol(prediction.output.name)} = {inline(prediction.forward)}"
-        return f"${defined}$ and ${self.names.loss} = {inline(step.forward)}$"
+        return f"{self.math(defined)} and {self.math(f'{self.names.loss} = {inline(step.forward)}')}"
 
     def region(self, step: Step, statement: Statement, names: dict[str, str]) -> list[str]:
         """Hypotheses on values: where the derivative exists (a layer type's region), rows summing to 1."""
         out = []
         if getattr(step.rule, "region", ""):
             out.append(step.rule.region.replace("\n", " "))
+        ours = {theorem_name: name for name, theorem_name in names.items()}
         for tensor in statement.row_sums:
-            out.append(rf"where every row of {self.math(self.names.symbol(names[tensor]))} sums to $1$")
+            out.append(rf"where every row of {self.math(self.names.symbol(ours[tensor]))} sums to $1$")
         return out
 
     def instance(self, step: Step, target: str, stated: Statement) -> dict:
-        """Where the network uses the theorem: the layer, and the sizes read off its shapes (those the
-        statement fixes already left out)."""
+        """Where the network uses the theorem ``stated``: the layer, and the sizes read off its shapes (those
+        ``stated`` fixes already left out)."""
         statement, _ = self.statement(step, target)
         sizes = instance_sizes(self.network, step, statement) or {}
         batch = stated.batch
