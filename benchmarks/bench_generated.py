@@ -99,6 +99,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib.util
 import json
 import os
@@ -150,7 +151,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-compiled", action="store_true", help="leave out the compiled (numba) module")
     parser.add_argument("--pause", type=float, default=PAUSE, help="seconds between contenders' bursts")
+    parser.add_argument(
+        "--busy-core",
+        action="store_true",
+        help="time while another process keeps one core busy (a load test: compare with a quiet run)",
+    )
+    parser.add_argument(
+        "--only", choices=("small_cnn", "mnist_cnn8", "lenet5"), action="append", help="networks to time"
+    )
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def busy_core(enabled: bool):
+    """Another process spinning on one core for as long as the block runs (``--busy-core``)."""
+    if not enabled:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it take its core
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def set_threads(threads: int) -> None:
@@ -793,7 +817,7 @@ def plot(curves: dict, path: Path, threads: int) -> None:
 # ---------------------------------------------------------------------------- the profile
 
 
-def profile(module, spec, batch: int = 256, rounds: int = 30) -> None:
+def profile(module, spec, batch: int = 256, rounds: int = 30) -> None:  # noqa: D103
     """Median seconds of each statement of ``forward`` and ``backward`` (AST instrumentation)."""
     import numpy as np
 
@@ -864,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             print("allocator: " + ("steady (mallopt)" if steady else "glibc default"))
             module, spec = render_module(MNIST_SPEC, [], directory)
-            profile(module, spec)
+            profile(module, spec, batch=int(os.environ.get("GP_PROFILE_BATCH", "256")))
             return 0
         records, how = prove_within(MNIST_SPEC, args.prove_seconds)
         mnist, mnist_spec = render_module(MNIST_SPEC, records, directory)
@@ -883,6 +907,7 @@ def main(argv: list[str] | None = None) -> int:
             "mnist_cnn8": (mnist, mnist_spec, compiled["mnist_cnn8"]),
             "lenet5": (lenet5, lenet5_spec, compiled["lenet5"]),
         }
+        modules = {name: m for name, m in modules.items() if not args.only or name in args.only}
         print(f"load average (1, 5, 15 min) before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         print(
             f"numpy {np.__version__}, torch {torch.__version__}; threads: BLAS reports "
@@ -904,11 +929,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, (_, spec, module) in modules.items():
                 print_compile_times(name, compile_times(module.__name__, paths[name], module, spec))
         print("\nmedians of interleaved rounds; loop ref timed in float64 only, at small sizes\n")
+        if args.busy_core:
+            print("load test: another process keeps one core busy while the tables are timed (--busy-core)")
         print(HEADER)
-        rows = run_tables(args, modules)
+        with busy_core(args.busy_core):
+            rows = run_tables(args, modules)
         summary(rows)
         print(f"load average (1, 5, 15 min) after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-        if not args.no_plot:
+        if not args.no_plot and not args.only:
             plotted = {name: modules[name] for name in ("small_cnn", "mnist_cnn8")}
             plot(scaling(args, plotted, directory), args.plot, threads)
     return 0

@@ -280,3 +280,146 @@ def prove_routed_weight_gradient(sizes: ConvSizes) -> ProofRecord:
         window=sizes.size,
     )
     return timed(record, lambda: routed_weight_gradient_identity(proven_at)[:2])
+
+
+# ------------------------------------------------------------------ the NumPy reading's pooled convolution
+#
+# The generated NumPy module computes a convolution whose ReLU output is max-pooled one pooling
+# window at a time: a row per window holding the input patch all its outputs read, and a 1; one
+# matrix product with the kernels of the window's size * size outputs side by side (and the biases)
+# gives every output of the window; a tournament keeps each window's first maximum; the weight and
+# bias gradients come from one product of the patches with the gradients at the kept entries. The
+# helpers that do this are part of that reading (codegen/numpy/printer.py); the identities below
+# take them as arguments and evaluate them on symbolic arrays, so that what is proven is the code
+# the module runs.
+
+
+def _symbolic_conv(sizes: ConvSizes):
+    (kh, kw), (oh, ow) = sizes.kernel, sizes.out
+    n, c, f = PROOF_BATCH, sizes.channels, sizes.filters
+    x = symbol_array("X", (n, c, oh + kh - 1, ow + kw - 1))
+    w, b = symbol_array("W", (f, c, kh, kw)), symbol_array("B", (f,))
+    xt = tx.Tensor("X", (tx.BATCH, *x.shape[1:]))
+    wt, bt = tx.Tensor("W", w.shape), tx.Tensor("B", b.shape)
+    return x, w, b, xt, wt, bt
+
+
+def window_correlation_identity(
+    sizes: ConvSizes, patches: Callable, correlation: Callable
+) -> tuple[bool, str | None, int]:
+    """Exact: ``correlation(patches(X), W, B)`` is ``correlate(X, W) + B`` at every entry of every
+    window: entry (p, q), filter f, window (I, J, n) = the output of f at (size*I + p, size*J + q)."""
+    s, (kh, kw), (oh, ow) = sizes.size, sizes.kernel, sizes.out
+    x, w, b, xt, wt, bt = _symbolic_conv(sizes)
+    expected = SymbolicReading({"X": x, "W": w, "B": b}, PROOF_BATCH)(tx.AddBias(tx.Correlate(xt, wt), bt))
+    computed = np.asarray(correlation(patches(x, kh, kw, s), w, b, s))
+    computed = computed.reshape(s, s, sizes.filters, oh // s, ow // s, PROOF_BATCH)
+    checked = 0
+    for (p, q, f, i, j, n), value in np.ndenumerate(computed):
+        checked += 1
+        if not equal(sp.sympify(value), expected[n, f, s * i + p, s * j + q]):
+            return False, f"sample {n}, window ({i}, {j}), entry ({p}, {q}), filter {f}", checked
+    return True, None, checked
+
+
+def kept_entry_identity(size: int, window_max: Callable) -> tuple[bool, str | None, int]:
+    """``window_max`` keeps the window's maximum and the entry ``route_max`` routes to, on every order
+    pattern of the window's entries (ties included)."""
+
+    def kept(values: tuple) -> int:
+        best, index = window_max(np.array(values, dtype=np.int64).reshape(len(values), 1, 1))
+        if int(best.ravel()[0]) != max(values):
+            return -1  # not the maximum: no entry of the window matches
+        return int(np.asarray(index).ravel()[0])
+
+    return routed_entry_identity(size, kept)
+
+
+def window_weight_gradient_identity(
+    sizes: ConvSizes, patches: Callable, route: Callable, gradient: Callable
+) -> tuple[bool, str | None, int]:
+    """Exact: ``gradient(patches(X), route(H, kept))`` is (``correlate(X, D)``, ``sum(D, axes=(0, 2,
+    3))``), where D is the window gradient H at each window's kept entry and 0 elsewhere, for every
+    entry the kept one can be. Windows have distinct H symbols, so one kept entry shared by all
+    windows at a time decides every mixture of them."""
+    s, (kh, kw), (oh, ow) = sizes.size, sizes.kernel, sizes.out
+    n, f = PROOF_BATCH, sizes.filters
+    x, w, _, xt, _, _ = _symbolic_conv(sizes)
+    h = symbol_array("H", (n, f, oh // s, ow // s))
+    dt = tx.Tensor("D", (tx.BATCH, f, oh, ow))
+    rows = patches(x, kh, kw, s)
+    checked = 0
+    for p, q in itertools.product(range(s), repeat=2):
+        d = np.full((n, f, oh, ow), sp.Integer(0), dtype=object)
+        d[:, :, p::s, q::s] = h
+        reading = SymbolicReading({"X": x, "D": d}, n)
+        dense, bias = reading(tx.Correlate(xt, dt)), reading(tx.SumAxes(dt, (0, 2, 3)))
+        window_grads = h.transpose(1, 2, 3, 0).reshape(f, -1)  # (f, (I, J, n)), as the module keeps them
+        kept = np.full(window_grads.shape, p * s + q, dtype=np.uint8)
+        dw, db = gradient(rows, route(window_grads, kept, s * s), w.shape, s)
+        for index in np.ndindex(dense.shape):
+            checked += 1
+            if not equal(sp.sympify(dw[index]), dense[index]):
+                return False, f"dW{list(index)} with the kept entry at ({p}, {q}) of every window", checked
+        for fi in range(f):
+            checked += 1
+            if not equal(sp.sympify(db[fi]), bias[fi]):
+                return False, f"dB[{fi}] with the kept entry at ({p}, {q}) of every window", checked
+    return True, None, checked
+
+
+def _sized_record(key: str, name: str, statement: str, sizes: ConvSizes, entries, check) -> ProofRecord:
+    proven_at = sizes if sizes.terms <= MAX_REGROUPED_TERMS else sizes.reduced()
+    where = "the network's sizes" if proven_at == sizes else "reduced sizes (same window and kernel)"
+    record = ProofRecord(
+        "rewrite",
+        f"{name} ({sizes.size}x{sizes.size})",
+        statement,
+        entries(proven_at),
+        f"exact identity in symbolic X, W, B and H, the module's helpers evaluated on them, at {where}: "
+        f"{proven_at.text()}; each output is a sum of per-window terms",
+        key=key,
+        window=sizes.size,
+    )
+    return timed(record, lambda: check(proven_at)[:2])
+
+
+def prove_window_correlation(sizes: ConvSizes, patches: Callable, correlation: Callable) -> ProofRecord:
+    s, (kh, kw) = sizes.size, sizes.kernel
+    return _sized_record(
+        "window-correlation",
+        "the correlation a pooling window at a time",
+        f"correlate(X, W) + B at entry (p, q) of window (I, J) = window_kernels(W, B)[(p, q, f)] · "
+        f"pooled_patches(X)[:, (I, J, n)]: W shifted by (p, q) and the bias, times the "
+        f"{(kh + s - 1) * (kw + s - 1)} inputs of each channel under the window and a 1",
+        sizes,
+        lambda at: PROOF_BATCH * at.filters * at.out[0] * at.out[1],
+        lambda at: window_correlation_identity(at, patches, correlation),
+    )
+
+
+def prove_kept_entry(size: int, window_max: Callable) -> ProofRecord:
+    return _window_record(
+        "tournament-entry",
+        "the tournament keeps the routed entry",
+        "window_max(Z) = (maxpool(Z), the entry route_max(Z, G) routes G to): of two neighbouring "
+        "groups of a window's entries, the later wins only when strictly greater",
+        size,
+        False,
+        lambda: kept_entry_identity(size, window_max),
+    )
+
+
+def prove_window_weight_gradient(
+    sizes: ConvSizes, patches: Callable, route: Callable, gradient: Callable
+) -> ProofRecord:
+    return _sized_record(
+        "window-weight-gradient",
+        "weight and bias gradients a pooling window at a time",
+        "(correlate(X, D), sum(D, axes=(0, 2, 3))) = window_weight_gradient(pooled_patches(X), "
+        "route_to_entries(H, kept)), where D is H at each window's kept entry and 0 elsewhere: "
+        "the gradient of the window kernels, each weight's and bias's copies summed",
+        sizes,
+        lambda at: at.filters * at.channels * at.kernel[0] * at.kernel[1] * at.size**2 + at.filters,
+        lambda at: window_weight_gradient_identity(at, patches, route, gradient),
+    )

@@ -60,9 +60,11 @@ from tests.test_generated_numeric import CHUNKINGS, chunked_by_hand, sample, tor
 ROOT = Path(__file__).resolve().parent.parent
 # Every built-in network; the example that trains on the digits (zero padding); and two test networks
 # of tests/wrong_rules.py that put into a module what no committed network has: a strided, padded,
-# non-square convolution whose input rule is backpropagated, and average pooling in floor mode.
+# non-square convolution whose input rule is backpropagated, and average pooling in floor mode;
+# and a pooled convolution the NumPy module computes one window at a time, channels, filters, rows
+# and columns all of different sizes (small_cnn has one of each and is square).
 EXAMPLES = ("digits_lenet",)
-TEST_NETWORKS = ("strided", "vocab")
+TEST_NETWORKS = ("strided", "vocab", "pooled")
 NETWORKS = (*builtin_names(), *EXAMPLES, *TEST_NETWORKS)
 # Networks whose loop reference takes about a second a sample: their fixtures use fewer samples, a
 # smaller large batch (still several blocks of samples_blocks' 2**18 numbers), and more time.
@@ -921,7 +923,7 @@ def check_large_batch(module, fx: Fixture) -> None:
 
 @contextlib.contextmanager
 def small_chunks(module, chunk: int) -> Iterator[None]:
-    """The module's CHUNK set to ``chunk`` (so that a small batch is split into chunks in threads)."""
+    """The module's CHUNK set to ``chunk`` (so that a small batch is split into chunks)."""
     saved = module.CHUNK
     module.CHUNK = chunk
     try:
@@ -930,8 +932,8 @@ def small_chunks(module, chunk: int) -> Iterator[None]:
         module.CHUNK = saved
 
 
-def check_chunks_in_threads(module, fx: Fixture) -> None:
-    """A batch split into chunks computed in worker threads: torch's values, and bit for bit the
+def check_chunks(module, fx: Fixture) -> None:
+    """A batch split into chunks computed one after another: torch's values, and bit for bit the
     chunks' results added in chunk order, on every call; float32 stays float32."""
     params, X, Y, loss, grads = fx.chunked
     for chunk, bounds in CHUNKINGS:
@@ -955,13 +957,38 @@ def check_chunks_in_threads(module, fx: Fixture) -> None:
 
 def check_forward_cache(module, fx: Fixture) -> None:
     """The cache of ``forward`` holds the input, then every layer's output in layer order, each equal
-    in shape and value to the loop reference's (a wrong intermediate is wrong for whoever reads it)."""
+    in shape and value to the loop reference's (a wrong intermediate is wrong for whoever reads it).
+
+    A pooled convolution computed one window at a time (codegen/numpy/fusion.py) caches, in place of
+    the convolution's and the ReLU's outputs, the input patches, the convolution's output in the window
+    layout, each window's maximum and the entry kept: checked against the reference's convolution
+    output, rearranged here, its maxima and its first maxima (np.argmax keeps the first)."""
     params, X = fx.reference[:2]
     _, cache = module.forward(_copy(params), X.copy())
-    assert list(cache)[0] == "X" and len(cache) == len(fx.layer_outputs) + 1, list(cache)
-    for (name, value), expected in zip(list(cache.items())[1:], fx.layer_outputs, strict=True):
-        assert np.shape(value) == expected.shape, (name, np.shape(value), expected.shape)
-        np.testing.assert_allclose(value, expected, rtol=1e-10, atol=1e-13, err_msg=name)
+    items = list(cache.items())
+    assert items[0][0] == "X", list(cache)
+    expected, at = iter(fx.layer_outputs), 1
+    for z in expected:
+        name, value = items[at]
+        if name == "X_windows":  # the patches: read by the two products below, checked through them
+            at += 1
+            name, value = items[at]
+        if not name.endswith("_windows"):
+            assert np.shape(value) == z.shape, (name, np.shape(value), z.shape)
+            np.testing.assert_allclose(value, z, rtol=1e-10, atol=1e-13, err_msg=name)
+            at += 1
+            continue
+        next(expected)  # the ReLU's output: not computed (the ReLU moves after the pool)
+        n, f, h, w = z.shape
+        s = int(round(np.sqrt(value.shape[0])))
+        windows = z.reshape(n, f, h // s, s, w // s, s).transpose(3, 5, 1, 2, 4, 0).reshape(s * s, f, -1)
+        (_, maxima), (_, kept), (_, pooled) = items[at + 1 : at + 4]
+        np.testing.assert_allclose(value, windows, rtol=1e-10, atol=1e-13, err_msg=name)
+        np.testing.assert_allclose(maxima, windows.max(axis=0), rtol=1e-10, atol=1e-13, err_msg="maxima")
+        np.testing.assert_array_equal(kept, windows.argmax(axis=0), err_msg="kept entries")
+        np.testing.assert_allclose(pooled, next(expected), rtol=1e-10, atol=1e-13, err_msg="pooled")
+        at += 4
+    assert at == len(items), list(cache)[at:]
 
 
 def check_init_values(module, fx: Fixture) -> None:
@@ -1025,7 +1052,7 @@ CHECKS: dict[str, Callable] = {
     "batch vectorised": check_batch_vectorised,
     "init_params": check_init_params,
     "finite differences": check_finite_differences,
-    "chunks in threads": check_chunks_in_threads,  # as in the numeric tests, added with the threads
+    "chunks": check_chunks,  # as in the numeric tests
     # added by the mutation check: mutants that the checks above let through showed these gaps
     "init values": check_init_values,
     "wide sample": check_wide_sample,

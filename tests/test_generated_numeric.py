@@ -173,21 +173,35 @@ def test_gradients_equal_torch_autograd(name):
         np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-13, err_msg=key)
 
 
+def _printed_helpers(*names: str) -> dict:
+    """NumPy helpers as functions, from the source the emitter copies into a module."""
+    from numpy.lib.stride_tricks import as_strided
+
+    from gradproof.codegen.numpy.printer import HELPERS
+
+    namespace = {"np": np, "as_strided": as_strided}
+    for name in names:
+        exec(HELPERS[name], namespace)
+    return namespace
+
+
 def test_tied_pooling_window_routes_to_its_first_maximum_like_torch():
-    spec, params, X, Y = sample("small_cnn", seed=3)
-    params["W1"][:] = 0.0
-    params["B1"][:] = 1.0  # Z1 = 1 everywhere: every pooling window is a four-way tie
-    module = generated("small_cnn")
-    _, cache = module.forward(params, X)
-    dP1 = np.arange(1.0, 1.0 + cache["P1"].size).reshape(cache["P1"].shape)
-    routed = module.route_max(cache["A1"], dP1, 2)
+    """The route_max helper (a max-pool that is not fused: a floor-mode pool, a pool after a sigmoid)
+    on four-way ties, and small_cnn (fused: tests/test_numpy_fusion.py) on a tied network."""
+    route_max = _printed_helpers("sample_blocks", "first_max", "route_max")["route_max"]
+    A1 = np.ones((3, 2, 4, 6))
+    dP1 = np.arange(1.0, 1.0 + A1.size / 4).reshape(3, 2, 2, 3)
+    routed = route_max(A1, dP1, 2)
     expected = np.zeros_like(routed)
     expected[:, :, ::2, ::2] = dP1  # the top-left entry of each window, nothing elsewhere
     np.testing.assert_array_equal(routed, expected)
-    A1 = torch.tensor(cache["A1"], requires_grad=True)
-    tf.max_pool2d(A1, 2).backward(torch.tensor(dP1))
-    np.testing.assert_array_equal(routed, A1.grad.numpy())
-    _, grads = module.loss_and_grads(params, X, Y)
+    a = torch.tensor(A1, requires_grad=True)
+    tf.max_pool2d(a, 2).backward(torch.tensor(dP1))
+    np.testing.assert_array_equal(routed, a.grad.numpy())
+    spec, params, X, Y = sample("small_cnn", seed=3)
+    params["W1"][:] = 0.0
+    params["B1"][:] = 1.0  # Z1 = 1 everywhere: every pooling window is a four-way tie
+    _, grads = generated("small_cnn").loss_and_grads(params, X, Y)
     _, expected_grads = torch_loss(spec, params, X, Y)
     for key in grads:
         np.testing.assert_allclose(grads[key], expected_grads[key], rtol=1e-12, atol=1e-15, err_msg=key)
@@ -262,18 +276,16 @@ def chunked_by_hand(module, spec: dict, params: dict, X: np.ndarray, Y: np.ndarr
     return total, grads
 
 
-# (CHUNK, chunk bounds) for a batch of 11 samples: below CHUNK left whole, one to two chunks split
-# in two, two chunks, and three unequal ones (also the mutation check's chunkings).
-CHUNKINGS = ((12, [0, 11]), (8, [0, 5, 11]), (5, [0, 5, 11]), (3, [0, 3, 7, 11]))
+# (CHUNK, chunk bounds) for a batch of 11 samples: below 2 * CHUNK left whole, two chunks, and
+# three unequal ones (also the mutation check's chunkings).
+CHUNKINGS = ((12, [0, 11]), (8, [0, 11]), (5, [0, 5, 11]), (3, [0, 3, 7, 11]))
 
 
 @pytest.mark.parametrize("name", NETWORKS)
 @pytest.mark.parametrize(("chunk", "bounds"), CHUNKINGS)
-def test_a_batch_split_into_chunks_in_threads_equals_torch_and_its_chunks_in_order(
-    name, chunk, bounds, monkeypatch
-):
-    """Batches of CHUNK samples or more are split into len(X) // CHUNK equal chunks, and at least
-    two, computed in worker threads; a smaller batch is one chunk.
+def test_a_batch_split_into_chunks_equals_torch_and_its_chunks_in_order(name, chunk, bounds, monkeypatch):
+    """Batches of 2 * CHUNK samples or more are split into len(X) // CHUNK equal chunks, computed
+    one after another; a smaller batch is one chunk.
 
     CHUNK is made small here so that 11 samples take that path (in use it is thousands of
     numbers per chunk). The result equals torch's, and bit for bit the chunks' results added in

@@ -374,6 +374,31 @@ units = 3
 [[layers]]
 type = "softmax"
 """,
+    # a pooled convolution over two channels, three filters of 2x4, on a non-square input: what the
+    # NumPy module computes one pooling window at a time (codegen/numpy/fusion.py) at sizes where
+    # channels, filters, rows and columns all differ
+    "pooled": """\
+name = "pooled"
+input = [2, 6, 9]
+loss = "bce"
+batch = 2
+[[layers]]
+type = "conv2d"
+filters = 3
+kernel = [3, 4]
+[[layers]]
+type = "relu"
+[[layers]]
+type = "maxpool2d"
+size = 2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+units = 1
+[[layers]]
+type = "sigmoid"
+""",
     # a strided, padded, non-square convolution after a plain one: its input rule is backpropagated
     "strided": """\
 name = "strided"
@@ -896,6 +921,105 @@ def _wrong_rewrites() -> list[WrongRewrite]:
                 offset=lambda r, q, m, k: (r - r % 2 + m, q - q % 2 + k),
             ),
             "routed entry at (0, 1)",
+        ),
+        *_wrong_window_helpers(),
+    ]
+
+
+def window_helpers(changed: str = "", old: str = "", new: str = "") -> dict:
+    """The NumPy module's window helpers as functions, from their printed source, ``changed`` edited."""
+    import functools
+
+    import numpy as np
+
+    from gradproof.codegen.numpy.fusion import HELPERS_USED
+    from gradproof.codegen.numpy.printer import HELPERS
+
+    namespace = {"np": np, "cache": functools.cache}
+    for name in HELPERS_USED:
+        source = HELPERS[name]
+        if name == changed:
+            assert source.count(old) == 1, (name, old)
+            source = source.replace(old, new)
+        exec(source, namespace)
+    return namespace
+
+
+def _wrong_window_helpers() -> list[WrongRewrite]:
+    """The NumPy module's pooled-convolution helpers, each printed wrong once."""
+    from gradproof.derive import rewrites
+
+    sizes = rewrites.ConvSizes(1, 2, (3, 3), (4, 4), 2)
+
+    def correlation(helper, old, new):
+        h = window_helpers(helper, old, new)
+        return lambda: rewrites.window_correlation_identity(
+            sizes, h["pooled_patches"], h["window_correlation"]
+        )
+
+    def weight(helper, old, new):
+        h = window_helpers(helper, old, new)
+        return lambda: rewrites.window_weight_gradient_identity(
+            sizes, h["pooled_patches"], h["route_to_entries"], h["window_weight_gradient"]
+        )
+
+    def kept(old, new):
+        return lambda: rewrites.kept_entry_identity(2, window_helpers("window_max", old, new)["window_max"])
+
+    return [
+        WrongRewrite(
+            "patches_one_step_apart",
+            "pooled_patches: the windows' patches one pixel apart instead of a window apart",
+            correlation(
+                "patch_index", "(ci * h + size * i + u) * w + size * j + v", "(ci * h + i + u) * w + j + v"
+            ),
+            "window (0, 1)",
+        ),
+        WrongRewrite(
+            "kernels_not_shifted",
+            "window_kernels: every entry of the window given the kernel at (0, 0)",
+            correlation(
+                "window_kernels", "taps[p, q, :, :, p : p + kh, q : q + kw]", "taps[p, q, :, :, :kh, :kw]"
+            ),
+            "entry (0, 1)",
+        ),
+        WrongRewrite(
+            "bias_row_missing",
+            "window_kernels: the bias's row left at 0",
+            correlation(
+                "window_kernels",
+                "np.broadcast_to(b, (size, size, f))",
+                "np.zeros((size, size, f), dtype=w.dtype)",
+            ),
+            "sample 0, window (0, 0), entry (0, 0), filter 0",
+        ),
+        WrongRewrite(
+            "tournament_keeps_the_later_on_ties",
+            "window_max: the later group wins on >= , so a tie keeps the last maximum",
+            kept("won = (later > earlier)", "won = (later >= earlier)"),
+            "window Z = [0, 0, 0, 0]",
+        ),
+        WrongRewrite(
+            "fold_not_shifted",
+            "window_weight_gradient: each entry's weight gradient read at the kernel's corner, not shifted",
+            weight(
+                "window_weight_gradient",
+                "taps[p, q, :, :, p : p + kh, q : q + kw]",
+                "taps[p, q, :, :, :kh, :kw]",
+            ),
+            "kept entry at (0, 1)",
+        ),
+        WrongRewrite(
+            "routed_to_the_first_entry",
+            "route_to_entries: a window whose first entry is kept sends its gradient to all its entries",
+            weight("route_to_entries", "(index == k).view(np.uint8)", "(index == 0).view(np.uint8)"),
+            "kept entry at (0, 0)",
+        ),
+        WrongRewrite(
+            "bias_gradient_of_one_entry",
+            "window_weight_gradient: the bias gradient of the first entry only",
+            weight("window_weight_gradient", "d[:, -1].reshape(size * size, f).sum(axis=0)", "d[:f, -1]"),
+            "dB[0]",
         ),
     ]
 
