@@ -1011,9 +1011,9 @@ def _wrong_window_helpers() -> list[WrongRewrite]:
         ),
         WrongRewrite(
             "routed_to_the_first_entry",
-            "route_to_entries: a window whose first entry is kept sends its gradient to all its entries",
-            weight("route_to_entries", "(index == k).view(np.uint8)", "(index == 0).view(np.uint8)"),
-            "kept entry at (0, 0)",
+            "route_to_entries: every window's gradient sent to its first entry",
+            weight("route_to_entries", "kept = index == np.arange(", "kept = 0 * index == np.arange("),
+            "kept entry at (0, 1)",
         ),
         WrongRewrite(
             "bias_gradient_of_one_entry",

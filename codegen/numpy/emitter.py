@@ -20,9 +20,10 @@ from gradproof.derive.statement import text
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 # Numbers of the largest tensor per chunk where loss_and_grads splits a batch (chunks run one after
-# another: only memory is saved). Measured on the 28x28 CNN: batches of 64 and 256 unsplit were
-# faster than in chunks of 16 to 128 samples (float64, batch 256: 14.3 ms whole, 17.5-22.9 split).
-CHUNK_NUMBERS = 2**22
+# another, so that a chunk's intermediates stay in the cache). Measured on the 28x28 CNN, batch 256
+# (CHUNK 56: four chunks of 64): float32 5.1-6.1 ms against 7.4 unsplit, float64 10.2-12.3 against
+# 11.1-12.4; chunks of 32 were slower (the products' threads have less to share).
+CHUNK_NUMBERS = 2**18
 
 
 def environment() -> jinja2.Environment:

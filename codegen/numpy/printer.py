@@ -344,10 +344,8 @@ def window_max(z):
     "route_to_entries": '''
 def route_to_entries(g, index, entries):
     """Each window's gradient at its kept entry: out[k, f, r] = g[f, r] where index[f, r] == k, else 0."""
-    out = np.empty((entries, *g.shape), dtype=g.dtype)
-    for k in range(entries):
-        np.multiply(g, (index == k).view(np.uint8), out=out[k])
-    return out
+    kept = index == np.arange(entries, dtype=index.dtype).reshape(-1, *[1] * index.ndim)
+    return g * kept.view(np.uint8)
 ''',
     "window_weight_gradient": '''
 def window_weight_gradient(patches, g, shape, size):
