@@ -10,6 +10,7 @@ here (``dA1 * 1 - (A1 * A1)`` for ``Product(dA1, OneMinus(Product(A1, A1)))``).
 
 from __future__ import annotations
 
+import functools
 import re
 
 import mpmath
@@ -189,7 +190,7 @@ def _evaluate(node: sp.Basic) -> mpmath.mpf:
 def numpy_value(expr: tx.Expr, point) -> np.ndarray:
     reading = NumpyReading()
     source = reading(expr)
-    namespace = {"np": np, "as_strided": as_strided, "N": BATCH}
+    namespace = {"np": np, "as_strided": as_strided, "cache": functools.cache, "N": BATCH}
     for helper in HELPER_ORDER:
         exec(HELPERS[helper], namespace)  # noqa: S102 - the reading's own helper definitions
     namespace.update({name: value.copy() for name, value in point.items()})

@@ -374,7 +374,7 @@ units = 3
 [[layers]]
 type = "softmax"
 """,
-    # a pooled convolution over two channels, three filters of 2x4, on a non-square input: what the
+    # a pooled convolution over two channels, three filters of 3x4, on a non-square input: what the
     # NumPy module computes one pooling window at a time (codegen/numpy/fusion.py) at sizes where
     # channels, filters, rows and columns all differ
     "pooled": """\
@@ -382,22 +382,10 @@ name = "pooled"
 input = [2, 6, 9]
 loss = "bce"
 batch = 2
-[[layers]]
-type = "conv2d"
-filters = 3
-kernel = [3, 4]
-[[layers]]
-type = "relu"
-[[layers]]
-type = "maxpool2d"
-size = 2
-[[layers]]
-type = "flatten"
-[[layers]]
-type = "dense"
-units = 1
-[[layers]]
-type = "sigmoid"
+layers = [
+    { type = "conv2d", filters = 3, kernel = [3, 4] }, { type = "relu" }, { type = "maxpool2d", size = 2 },
+    { type = "flatten" }, { type = "dense", units = 1 }, { type = "sigmoid" },
+]
 """,
     # a strided, padded, non-square convolution after a plain one: its input rule is backpropagated
     "strided": """\
@@ -932,11 +920,10 @@ def window_helpers(changed: str = "", old: str = "", new: str = "") -> dict:
 
     import numpy as np
 
-    from gradproof.codegen.numpy.fusion import HELPERS_USED
-    from gradproof.codegen.numpy.printer import HELPERS
+    from gradproof.codegen.numpy.printer import HELPERS, WINDOW_HELPERS
 
     namespace = {"np": np, "cache": functools.cache}
-    for name in HELPERS_USED:
+    for name in WINDOW_HELPERS:
         source = HELPERS[name]
         if name == changed:
             assert source.count(old) == 1, (name, old)

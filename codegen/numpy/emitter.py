@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 
 from gradproof.codegen.numpy import fusion
-from gradproof.codegen.numpy.printer import HELPER_ORDER, HELPERS, NumpyReading
+from gradproof.codegen.numpy.printer import HELPER_ORDER, HELPERS, WINDOW_HELPERS, NumpyReading
 from gradproof.codegen.project import build_command
 from gradproof.codegen.writing import with_header
 from gradproof.derive import texpr as tx
@@ -98,7 +98,7 @@ def render(network: Network, records: list[ProofRecord]) -> dict[str, str]:
             forward_lines.append({"notes": [], "code": code, "comment": comment})
             ordered.append(s.output.name)
         elif s == block.block.conv:
-            reading.helpers.update(fusion.HELPERS_USED)
+            reading.helpers.update(WINDOW_HELPERS)
             forward_lines += [{"notes": [], "comment": "", **line} for line in block.forward]
             ordered += [name for line in block.forward for name in line["targets"]]
     loss_step = network.steps[-1]

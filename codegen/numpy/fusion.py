@@ -19,22 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradproof.codegen.numpy.printer import HELPERS
+from gradproof.codegen.numpy.printer import HELPERS, WINDOW_HELPERS
 from gradproof.derive import rewrites
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import Network, Step, gradient_name
 from gradproof.derive.records import ProofRecord
 from gradproof.derive.statement import text
 
-HELPERS_USED = (
-    "patch_index",
-    "pooled_patches",
-    "window_kernels",
-    "window_correlation",
-    "window_max",
-    "route_to_entries",
-    "window_weight_gradient",
-)
 NOTE_WIDTH = 100
 
 
@@ -108,7 +99,7 @@ def find(network: Network) -> list[PooledConv]:
 def helper_functions() -> dict:
     """The module's window helpers as functions, from the very source text the module prints."""
     namespace = {"np": np, "cache": functools.cache}
-    for name in HELPERS_USED:
+    for name in WINDOW_HELPERS:
         exec(HELPERS[name], namespace)
     return namespace
 

@@ -372,6 +372,16 @@ def bce_with_logits(z, y):
     return np.sum(np.logaddexp(0, z) - y * z)
 ''',
 }
+# The helpers of a pooled convolution computed one window at a time (codegen/numpy/fusion.py).
+WINDOW_HELPERS = (
+    "patch_index",
+    "pooled_patches",
+    "window_kernels",
+    "window_correlation",
+    "window_max",
+    "route_to_entries",
+    "window_weight_gradient",
+)
 HELPER_ORDER = [
     "sigmoid",
     "sample_blocks",
@@ -382,12 +392,6 @@ HELPER_ORDER = [
     "maxpool",
     "first_max",
     "route_max",
-    "patch_index",
-    "pooled_patches",
-    "window_kernels",
-    "window_correlation",
-    "window_max",
-    "route_to_entries",
-    "window_weight_gradient",
+    *WINDOW_HELPERS,
     "bce_with_logits",
 ]
