@@ -986,6 +986,7 @@ def check_forward_cache(module, fx: Fixture) -> None:
         np.testing.assert_allclose(value, windows, rtol=1e-10, atol=1e-13, err_msg=name)
         np.testing.assert_allclose(maxima, windows.max(axis=0), rtol=1e-10, atol=1e-13, err_msg="maxima")
         np.testing.assert_array_equal(kept, windows.argmax(axis=0), err_msg="kept entries")
+        assert kept.dtype == np.uint8, kept.dtype  # one byte per window and filter
         np.testing.assert_allclose(pooled, next(expected), rtol=1e-10, atol=1e-13, err_msg="pooled")
         at += 4
     assert at == len(items), list(cache)[at:]

@@ -364,19 +364,25 @@ def test_mnist_first_convolution_is_bit_for_bit_the_loop_reference(mnist):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_pooling_relu_and_routing_are_bit_for_bit_the_numpy_modules(seed):
-    """Given the same Z1, the fused relu(maxpool(Z1)) is the NumPy module's maxpool(relu(Z1)) and the kept
-    entries route like its route_max, exactly (integer inputs, so that ties and zeros occur)."""
+    """Given the same Z1, the fused relu(maxpool(Z1)) is the NumPy reading's maxpool(relu(Z1)) and the
+    kept entries route like its route_max, exactly; the NumPy module (which pools one window at a time)
+    keeps the same entries (integer inputs, so that ties and zeros occur and every sum is exact)."""
     _, params, X, _ = integer_valued("small_cnn", seed)
     module, numpy_module = compiled("small_cnn"), numeric.generated("small_cnn")
+    helpers = numeric._printed_helpers("sample_blocks", "first_max", "route_max", "maxpool")
     _, cache = module.forward(params, X)
     Z1 = cache["Z1"]
-    np.testing.assert_array_equal(cache["P1"], numpy_module.maxpool(np.maximum(Z1, 0), 2))
+    np.testing.assert_array_equal(cache["P1"], helpers["maxpool"](np.maximum(Z1, 0), 2))
     upstream = np.arange(1.0, 1.0 + cache["P1"].size).reshape(cache["P1"].shape)
     routed = np.zeros_like(Z1)
     n, c, i, j = np.indices(cache["R1"].shape)
     routed[n, c, 2 * i + cache["R1"] // 2, 2 * j + cache["R1"] % 2] = upstream * (cache["M1"] > 0)
-    expected = numpy_module.route_max(np.maximum(Z1, 0), upstream, 2) * (Z1 > 0)
+    expected = helpers["route_max"](np.maximum(Z1, 0), upstream, 2) * (Z1 > 0)
     np.testing.assert_array_equal(routed, expected)
+    _, windowed = numpy_module.forward(params, X)
+    np.testing.assert_array_equal(windowed["P1"], cache["P1"])
+    kept = windowed["R1"].reshape(1, 2, 2, len(X)).transpose(3, 0, 1, 2)  # (filter, (I, J, n)) -> NCHW
+    np.testing.assert_array_equal(kept, cache["R1"])
 
 
 @pytest.mark.parametrize("name", NETWORKS)

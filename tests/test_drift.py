@@ -53,7 +53,8 @@ def test_check_fails_when_a_file_is_missing(copied_root, capsys):
 
 def test_build_never_overwrites_a_hand_edit_without_force(copied_root, capsys):
     path = copied_root / "generated" / "small_cnn.py"
-    edited = path.read_text().replace("dZ1 = dA1 * (Z1 > 0)", "dZ1 = dA1 * (Z1 >= 0)")
+    edited = path.read_text().replace("* (M1 > 0)", "* (M1 >= 0)")
+    assert edited != path.read_text()
     path.write_text(edited)
     assert cli.main(["build", "small_cnn"]) == 1
     assert "edited by hand" in capsys.readouterr().err

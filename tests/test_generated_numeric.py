@@ -39,7 +39,8 @@ def generated(name: str):
 
 
 def sample(name: str, seed: int = 0, batch: int = 3):
-    """Parameters, inputs and targets away from kinks: |ReLU input| > EPS, window maxima EPS apart."""
+    """Parameters, inputs and targets away from kinks: |ReLU input| > EPS, positive window maxima EPS
+    apart (a window tied at 0 after a ReLU gets gradient 0 whichever entry it routes to)."""
     spec = spec_data(name)
     rng = np.random.default_rng(seed)
     params, out_shape = ref.init(spec["layers"], spec["input"], rng)
@@ -60,6 +61,7 @@ def sample(name: str, seed: int = 0, batch: int = 3):
 
 
 def _away_from_kinks(trace) -> bool:
+    previous = None
     for layer, x, _, _ in trace:
         if layer["type"] == "relu" and np.min(np.abs(x)) <= EPS:
             return False
@@ -68,8 +70,12 @@ def _away_from_kinks(trace) -> bool:
             c, h, w = x.shape
             windows = x.reshape(c, h // s, s, w // s, s).transpose(0, 1, 3, 2, 4).reshape(-1, s * s)
             top = np.sort(windows, axis=1)[:, -2:]
-            if np.min(top[:, 1] - top[:, 0]) <= EPS:
+            close = top[:, 1] - top[:, 0] <= EPS
+            if previous == "relu":  # a window tied at 0 after a ReLU: gradient 0 whichever entry it routes to
+                close &= top[:, 1] > 0
+            if np.any(close):
                 return False
+        previous = layer["type"]
     return True
 
 
