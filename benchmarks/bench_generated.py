@@ -24,13 +24,15 @@ script leaves OpenBLAS at its own default (one thread per core: two on the bench
 and sets ``torch.set_num_threads`` to the number OpenBLAS reports; ``--threads N`` sets
 ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` before NumPy is imported and torch to the same N.
 The header prints the number the BLAS library itself reports. NumPy's element-wise operations
-are single-threaded; the generated ``loss_and_grads`` splits a batch of at least CHUNK
-samples (56 for mnist_cnn8: in two up to 111 samples, one chunk per 56 beyond; never for
-small_cnn at these sizes) into chunks computed in one Python thread per core, whatever
-``--threads`` says; torch runs its convolutions, pooling and
-element-wise kernels on all its threads. On a shared
-machine, ``--threads 1`` gives steadier numbers: a second thread that competes with another
-process for a core makes OpenBLAS and torch's OpenMP pool spin.
+are single-threaded; the generated ``loss_and_grads`` starts no threads of its own (a batch of at
+least 2 * CHUNK samples, 112 for mnist_cnn8, runs in chunks one after another), so its only
+parallelism is BLAS's; torch runs its convolutions, pooling and element-wise kernels on all its
+threads. Spinning pool threads of one runtime slow whatever runs next: between the contenders'
+bursts the script pauses (``--pause``, default 20 ms) so that torch's OpenMP threads and numba's
+workers have gone to sleep before the next contender is timed. On a shared machine,
+``--threads 1`` gives steadier numbers. ``--busy-core`` is a load test: another process spins on
+one core while the tables are timed (compare its ratios with a quiet run's); ``--only NAME``
+times one network (repeatable).
 
 Memory: glibc's malloc by default gives the top of the heap back to the kernel whenever a few
 megabytes are free, with thresholds that move with the process's history, so a loop that
@@ -144,8 +146,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, default=PLOT, help="where to write the scaling plot")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument(
-        "--profile", action="store_true", help="per-statement profile of mnist_cnn8, batch 256"
+        "--profile", action="store_true", help="per-statement profile of mnist_cnn8 (batch: --profile-batch)"
     )
+    parser.add_argument("--profile-batch", type=int, default=256, help="the batch --profile times")
     parser.add_argument(
         "--default-malloc", action="store_true", help="leave glibc heap trimming on (page faults every step)"
     )
@@ -817,7 +820,7 @@ def plot(curves: dict, path: Path, threads: int) -> None:
 # ---------------------------------------------------------------------------- the profile
 
 
-def profile(module, spec, batch: int = 256, rounds: int = 30) -> None:  # noqa: D103
+def profile(module, spec, batch: int = 256, rounds: int = 30) -> None:
     """Median seconds of each statement of ``forward`` and ``backward`` (AST instrumentation)."""
     import numpy as np
 
@@ -888,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             print("allocator: " + ("steady (mallopt)" if steady else "glibc default"))
             module, spec = render_module(MNIST_SPEC, [], directory)
-            profile(module, spec, batch=int(os.environ.get("GP_PROFILE_BATCH", "256")))
+            profile(module, spec, batch=args.profile_batch)
             return 0
         records, how = prove_within(MNIST_SPEC, args.prove_seconds)
         mnist, mnist_spec = render_module(MNIST_SPEC, records, directory)
