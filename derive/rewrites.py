@@ -1,10 +1,11 @@
-"""The rewrites the compiled reading fuses layers by, each an identity proven exactly.
+"""The rewrites the generated code computes layers by, each an identity proven exactly.
 
-The compiled kernels do not print the rules as written: they apply ReLU after the max-pool, keep
-each window's maximum from the forward pass and compute the convolution's weight gradient from
-the routed entries only. Each of these is an identity between expressions of the language (or
-between an expression and the loop the kernel runs), proven here; the compiled emitter fuses only
-by rewrites whose records hold, and each kernel's comment names them.
+The compiled kernels and the NumPy module's pooled convolutions do not print the rules as written:
+they apply ReLU after the max-pool, keep each window's maximum from the forward pass and compute
+the convolution's weight gradient from the kept entries only (the NumPy module also computes the
+correlation one pooling window at a time, at the end of this file). Each of these is an identity
+between expressions of the language (or between an expression and the code that runs), proven
+here; the emitters fuse only by rewrites whose records hold, and each comment names them.
 
 The identities about one pooling window are decided by *order patterns*. Every side is built from
 maxima, ReLU, the step mask ``[t > 0]`` (0 at 0) and the first-maximum indicator, so its value at
