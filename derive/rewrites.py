@@ -207,6 +207,11 @@ def relu_after_pool_backward(size: int) -> tuple[tx.Expr, tx.Expr]:
     return lhs, rhs
 
 
+def rewrite_note(record: ProofRecord) -> str:
+    """How a comment of the generated code names a rewrite and its verdict."""
+    return f"[rewrite {record.key}, {'proven' if record.holds else 'NOT PROVEN'}: {record.statement}]"
+
+
 def _window_record(key: str, name: str, statement: str, size: int, with_zero: bool, check) -> ProofRecord:
     k = size * size + (1 if with_zero else 0)
     patterns = fubini(k)

@@ -23,6 +23,7 @@ from gradproof.derive import rewrites
 from gradproof.derive import texpr as tx
 from gradproof.derive.network import LOSS_NAME, Network, Step, gradient_name
 from gradproof.derive.prover import ProofRecord
+from gradproof.derive.rewrites import rewrite_note
 from gradproof.derive.statement import text
 
 
@@ -47,10 +48,6 @@ class Plan:
     @property
     def forward_names(self) -> list[str]:
         return [s.target for s in self.forward]
-
-
-def rewrite_note(record: ProofRecord) -> str:
-    return f"[rewrite {record.key}, {'proven' if record.holds else 'NOT PROVEN'}: {record.statement}]"
 
 
 def _substitute(expr: tx.Expr, name: str, by: tx.Expr) -> tx.Expr:

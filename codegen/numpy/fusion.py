@@ -119,8 +119,7 @@ def proofs(block: PooledConv) -> list[ProofRecord]:
 
 
 def note(record: ProofRecord) -> list[str]:
-    verdict = "proven" if record.holds else "NOT PROVEN"
-    return textwrap.wrap(f"[rewrite {record.key}, {verdict}: {record.statement}]", NOTE_WIDTH)
+    return textwrap.wrap(rewrites.rewrite_note(record), NOTE_WIDTH)
 
 
 @dataclass
